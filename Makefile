@@ -1,0 +1,44 @@
+# actorgrpc: `make run` starts the demo, `make test` runs the suite; both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(wildcard protos/actorgrpc/v1/*.proto)
+
+.PHONY: all run test lint protos check-protos bench clean node
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Regenerate generated/ from protos/ (never edit generated/ by hand).
+protos: $(STAMP)
+	rm -rf generated/actorgrpc
+	mkdir -p generated/actorgrpc/v1
+	$(PY) -m grpc_tools.protoc -I protos --python_out=generated --pyi_out=generated \
+		--grpc_python_out=generated $(PROTOS)
+	touch generated/actorgrpc/v1/__init__.py
+
+# Fails when generated/ differs from what `make protos` writes.
+check-protos: protos
+	git diff --exit-code --stat -- generated/
+
+run: $(STAMP)
+	$(PY) -m actorgrpc.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check actorgrpc tests
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,453 @@
+"""The Actor: state, hooks, commands handled, info, and its life on its loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from actorgrpc import wire
+from actorgrpc.commands import Request, find_command, get_command
+from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
+from actorgrpc.mailbox import make_error_reply, make_reply
+from actorgrpc.proxy import ActorProxy
+from actorgrpc.system import system_info
+from actorgrpc.v1 import supervisor_pb2, value_pb2
+
+if TYPE_CHECKING:
+    from actorgrpc._typing import Address, Hook, ReplyCallback
+    from actorgrpc.node import Node
+    from actorgrpc.proxy import ActorProxyMonitor
+    from actorgrpc.v1 import mailbox_pb2
+
+__all__ = ["Actor", "get_actor", "new_aid", "send", "spawn"]
+
+log = logging.getLogger("actorgrpc")
+_current = threading.local()
+
+
+def get_actor() -> Actor | None:
+    """The actor controlling the current thread, or None."""
+    return getattr(_current, "actor", None)
+
+
+def new_aid() -> str:
+    """A fresh actor id."""
+    return uuid.uuid4().hex[:8]
+
+
+class Actor:
+    """An actor: it lives on one event loop and answers commands sent to it.
+
+    Actors are not made directly: ``spawn(...)`` makes them, in a child process
+    (``concurrency='process'``, the default) or on a thread of the arbiter's
+    process (``concurrency='thread'``). Hooks are plain or async callables
+    taking the actor::
+
+        def started(actor):
+            actor.extra['greeting'] = 'hello'
+
+        proxy = spawn(name='greeter', start=started).result(5)
+        send(proxy, 'info').result(5)['extra']   # {'greeting': 'hello'}
+
+    A subclass may be given as ``actor_class``; it must keep this constructor.
+    """
+
+    def __init__(
+        self,
+        *,
+        aid: str,
+        name: str | None,
+        node: Node,
+        kind: str,
+        hooks: Mapping[str, Hook] | None = None,
+        params: Mapping[str, Any] | None = None,
+        supervisor: str = "",
+    ) -> None:
+        #: Unique id of this actor.
+        self.aid = aid
+        #: The actor's name (unique in the tree), or None.
+        self.name = name
+        #: How it runs: "arbiter", "process" or "thread".
+        self.impl = kind
+        #: The node (server and connections) that sends and receives for it.
+        self.mailbox = node
+        #: ACTOR_STATES number.
+        self.state: int = ACTOR_STATES.INITIAL
+        #: Free-form data shown in ``info()['extra']``.
+        self.extra: dict[str, Any] = {}
+        #: The keyword arguments given to spawn that are not spawn's own.
+        self.params: dict[str, Any] = dict(params or {})
+        #: Handle of the next periodic task.
+        self.next_periodic_task: asyncio.Handle | None = None
+        #: Where to write information messages without the logger.
+        self.stream = sys.stderr
+        #: Supervisor registries: dicts in the arbiter (and monitors), None elsewhere.
+        self.monitors: dict[str, Any] | None = None
+        self.managed_actors: dict[str, ActorProxyMonitor] | None = None
+        self.terminated_actors: dict[str, dict[str, Any]] | None = None
+        self.registered: dict[str, Any] | None = None
+        self.supervisor_aid = supervisor
+        self._hooks = dict(hooks or {})
+        self._node = node
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_at = 0.0
+        self._commands_handled = 0
+        self._stop_requested: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ref = value_pb2.ActorRef(aid=aid, name=name or "")
+        self._sup_client: Any = None
+        self._spawn_token = ""
+        self.exit_code: int | None = None
+
+    # -- attributes -------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop that drives the actor (None before it runs)."""
+        return self._loop
+
+    @property
+    def address(self) -> Address:
+        """The (host, port) of the Mailbox server hosting this actor."""
+        return self._node.address
+
+    @property
+    def proxy(self) -> ActorProxy:
+        """A picklable ActorProxy for this actor."""
+        return ActorProxy(self.aid, self.name, self._node.address)
+
+    @property
+    def allow_pickle(self) -> bool:
+        """Whether pickled values are accepted and sent."""
+        return self._node.allow_pickle
+
+    @property
+    def info_state(self) -> str:
+        """Current state description: initial, running, stopping, closed, ..."""
+        return str(ACTOR_STATES.DESCRIPTION[self.state])
+
+    # -- predicates (pulsar's) --------------------------------------------
+
+    def is_running(self) -> bool:
+        """True when running and its loop is running."""
+        return self.state == ACTOR_STATES.RUN and bool(self._loop and self._loop.is_running())
+
+    def started(self) -> bool:
+        """True once it has started (state >= RUN)."""
+        return self.state >= ACTOR_STATES.RUN
+
+    def after_run(self) -> bool:
+        """True when stopping or stopped."""
+        return self.state >= ACTOR_STATES.STOPPING
+
+    def closed(self) -> bool:
+        """True when it exited cleanly (state CLOSE)."""
+        return self.state == ACTOR_STATES.CLOSE
+
+    def stopped(self) -> bool:
+        """True when it exited (state >= CLOSE)."""
+        return self.state >= ACTOR_STATES.CLOSE
+
+    def is_arbiter(self) -> bool:
+        """True for the arbiter."""
+        return False
+
+    def is_monitor(self) -> bool:
+        """True for a monitor."""
+        return False
+
+    def is_process(self) -> bool:
+        """True for an actor running in a child process of its own."""
+        return self.impl == "process"
+
+    # -- messages ---------------------------------------------------------
+
+    def send(self, target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> Any:
+        """Send ``action`` to ``target``: a future of the reply, or None for ack=False."""
+        cmd = find_command(action) if isinstance(action, str) else None
+        ack = cmd.ack if cmd is not None else True
+        return self._node.request(self, target, action, args, kwargs, ack=ack)
+
+    def spawn(self, **params: Any) -> Any:
+        """Spawn a new actor; a future with ``.aid`` set, resolving to its proxy."""
+        from actorgrpc.concurrency import check_spawn_params
+
+        params = check_spawn_params(params)
+        fut = self.send("arbiter", "spawn", **params)
+        fut.aid = params["aid"]
+        return fut
+
+    def get_actor(self, aid: str) -> Any:
+        """A future of the ActorProxy for ``aid`` (or a name), None when unknown."""
+        from actorgrpc.futures import new_future
+
+        if not isinstance(aid, str):
+            raise TypeError(f"get_actor needs an aid or a name, not {aid!r}")
+        fut, settle = new_future(aid, f"looking up {aid!r}")
+        local = self._node.local(aid)
+        if local is not None or self._loop is None:
+            settle(True, local.proxy if local is not None else None)
+            return fut
+
+        async def look_up() -> None:
+            try:
+                settle(True, await self._sup_client.lookup(aid, MONITOR_TASK_PERIOD * 5))
+            except Exception as exc:
+                settle(False, exc)
+
+        asyncio.run_coroutine_threadsafe(look_up(), self._loop)
+        return fut
+
+    def actorparams(self) -> dict[str, Any]:
+        """Parameters for spawning an actor like this one."""
+        return {"actor_class": type(self), "concurrency": self.impl, **self._hooks, **self.params}
+
+    def _receive(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
+        """Run the command an envelope asks for; on this actor's loop."""
+        self._commands_handled += 1
+        allow = self._node.allow_pickle
+        try:
+            cmd = get_command(env.action)
+            args = tuple(wire.decode(v, allow_pickle=allow) for v in env.args)
+            kwargs = wire.decode_kwargs(env.kwargs, allow_pickle=allow)
+            caller = wire.proxy_from_ref(env.sender) if env.HasField("sender") else None
+            result = cmd.fn(Request(self, caller, env.action, args, kwargs), *args, **kwargs)
+        except Exception as exc:
+            reply(make_error_reply(env.id, exc))
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._finish(t, env.id, reply))
+        else:
+            reply(make_reply(env.id, result, allow_pickle=allow))
+
+    def _finish(self, task: asyncio.Task[Any], request_id: int, reply: ReplyCallback) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            reply(make_error_reply(request_id, asyncio.CancelledError("the command was cancelled")))
+        elif task.exception() is not None:
+            reply(make_error_reply(request_id, task.exception()))  # type: ignore[arg-type]
+        else:
+            reply(make_reply(request_id, task.result(), allow_pickle=self._node.allow_pickle))
+
+    # -- info -------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """A nested dict: ``actor``, ``events``, ``extra`` and ``system``."""
+        loop = self._loop
+        thread = threading.current_thread() if loop is not None and self._on_own_loop() else None
+        return {
+            "actor": {
+                "name": self.name or "",
+                "aid": self.aid,
+                "state": self.state,
+                "info_state": self.info_state,
+                "concurrency": self.impl,
+                "language": "python",
+                "pid": os.getpid(),
+                "thread": thread.name if thread is not None else "",
+                "address": wire.format_address(self.address),
+                "uptime": round(time.time() - self._started_at, 3) if self._started_at else 0.0,
+                "commands_handled": self._commands_handled,
+                "is_process": self.is_process(),
+                "supervisor": self.supervisor_aid,
+            },
+            "events": {
+                "running": bool(loop and loop.is_running()),
+                "tasks": len(asyncio.all_tasks(loop)) if loop is not None and self._on_own_loop() else 0,
+                "commands_in_progress": len(self._tasks),
+            },
+            "extra": dict(self.extra),
+            "system": system_info(),
+        }
+
+    def _on_own_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    # -- life ---------------------------------------------------------------
+
+    def stop(self, exc: BaseException | None = None, exit_code: int | None = None) -> None:
+        """Gracefully stop the actor (from any thread)."""
+        if exit_code is not None:
+            self.exit_code = exit_code
+        if exc is not None:
+            log.error("actor %s stopping on error: %r", self.aid, exc)
+            self.exit_code = self.exit_code or 1
+        self._stop_soon()
+
+    def _stop_soon(self) -> None:
+        loop, event = self._loop, self._stop_requested
+        if loop is None or event is None:
+            return
+        if self._on_own_loop():
+            loop.call_soon(event.set)
+        else:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:
+                pass
+
+    async def _run(self) -> None:
+        """The actor's whole life; returns when it has stopped."""
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        _current.actor = self
+        self._ref.address = self._node.address_text
+        self.state = ACTOR_STATES.STARTING
+        self._started_at = time.time()
+        self._node.register(self)
+        try:
+            await self._handshake()
+            try:
+                await self._call_hook("start")
+            except Exception as exc:
+                self.state = ACTOR_STATES.TERMINATE
+                self.exit_code = 1
+                log.exception("actor %s: start hook failed", self.aid)
+                await self._notify(error=exc)
+                return
+            self.state = ACTOR_STATES.RUN
+            await self._notify()
+            self._schedule_periodic()
+            await self._stop_requested.wait()
+            self.state = ACTOR_STATES.STOPPING
+            if self.next_periodic_task is not None:
+                self.next_periodic_task.cancel()
+            await self._shutdown()
+        finally:
+            self._node.unregister(self)
+            _current.actor = None
+
+    async def _shutdown(self) -> None:
+        try:
+            await self._call_hook("stopping")
+        except Exception:
+            log.exception("actor %s: stopping hook failed", self.aid)
+        for task in list(self._tasks):
+            task.cancel()
+        self.state = ACTOR_STATES.CLOSE
+        await self._notify()
+
+    async def _call_hook(self, name: str) -> None:
+        hook = self._hooks.get(name)
+        if hook is not None:
+            result = hook(self)
+            if inspect.isawaitable(result):
+                await result
+
+    def _schedule_periodic(self) -> None:
+        assert self._loop is not None
+        self.next_periodic_task = self._loop.call_later(MONITOR_TASK_PERIOD, self._periodic)
+
+    def _periodic(self) -> None:
+        task = asyncio.ensure_future(self._periodic_task())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if not self.after_run():
+            self._schedule_periodic()
+
+    async def _periodic_task(self) -> None:
+        try:
+            await self._call_hook("periodic_task")
+        except Exception:
+            log.exception("actor %s: periodic_task hook failed", self.aid)
+        await self._notify()
+
+    # -- talking to the supervisor -----------------------------------------
+
+    async def _handshake(self) -> None:
+        request = supervisor_pb2.HandshakeRequest(
+            aid=self.aid,
+            name=self.name or "",
+            address=self._node.address_text,
+            pid=os.getpid(),
+            kind=self.impl,
+            language="python",
+            spawn_token=self._spawn_token,
+        )
+        await self._sup_client.handshake(request, MONITOR_TASK_PERIOD * 5)
+
+    async def _notify(self, error: BaseException | None = None) -> None:
+        request = supervisor_pb2.NotifyRequest(aid=self.aid, state=self.state)
+        try:
+            request.info.CopyFrom(wire.encode(self.info(), allow_pickle=self.allow_pickle))
+        except Exception as exc:  # unencodable extra: report without it
+            log.warning("actor %s: info not sent: %s", self.aid, exc)
+        if error is not None:
+            import traceback
+
+            request.error = f"{type(error).__name__}: {error}"
+            request.traceback = "".join(traceback.format_exception(error))
+        try:
+            response = await self._sup_client.notify(request, MONITOR_TASK_PERIOD * 2)
+        except Exception as exc:
+            self._supervisor_unreachable(exc)
+            return
+        if not response.known and not self.after_run():
+            log.warning("actor %s: unknown to its supervisor; stopping", self.aid)
+            self._stop_soon()
+
+    def _supervisor_unreachable(self, exc: BaseException) -> None:
+        log.warning("actor %s: notify failed: %s", self.aid, exc)
+
+    def _on_notify(self, caller: ActorProxy | None, info: dict[str, Any]) -> None:
+        """The ``notify`` command; only supervisors record anything."""
+
+    async def _spawn_here(self, **params: Any) -> ActorProxy:
+        raise NotImplementedError("only the arbiter spawns; send 'spawn' to 'arbiter'")
+
+    async def _kill_actor(self, aid: str) -> bool:
+        raise NotImplementedError("only the arbiter kills actors; send 'kill_actor' to 'arbiter'")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name or self.aid} {self.info_state}>"
+
+
+def _sender() -> Actor:
+    """The actor that plain code in this thread acts as."""
+    from actorgrpc.node import current_node
+
+    actor = get_actor()
+    if actor is not None:
+        return actor
+    node = current_node()
+    if node is not None and node.main_actor is not None:
+        return node.main_actor
+    raise RuntimeError(
+        "no actor runs in this process: start an arbiter first "
+        "(`with arbiter():` or `arbiter().start()`)"
+    )
+
+
+def send(target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> Any:
+    """Send ``action`` with its arguments to ``target`` (a proxy, an aid, a name or 'arbiter').
+
+    Returns a future of the reply (awaitable inside an actor, with
+    ``.result(timeout)`` from plain code), or None for a command with ack=False::
+
+        send(proxy, 'ping').result(5)   # 'pong'
+    """
+    return _sender().send(target, action, *args, **kwargs)
+
+
+def spawn(**kwargs: Any) -> Any:
+    """Spawn an actor; a future with ``.aid`` set at once, resolving to an ActorProxy.
+
+    Keywords: ``aid``, ``name``, ``concurrency`` ('process' or 'thread'), hooks
+    ``start``, ``stopping`` and ``periodic_task`` (callables taking the actor),
+    ``actor_class``, ``timeout`` (seconds to wait for the actor to run); any
+    other keyword lands in the actor's ``params``.
+    """
+    return _sender().spawn(**kwargs)

@@ -1,0 +1,364 @@
+"""The arbiter: the root actor, which spawns, supervises and stops the tree."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+from actorgrpc import wire
+from actorgrpc.actor import Actor, new_aid
+from actorgrpc.commands import command_modules
+from actorgrpc.concurrency import (
+    SPAWN_TIMEOUT,
+    START_METHODS,
+    ActorSpec,
+    ProcessConcurrency,
+    ThreadConcurrency,
+    check_spawn_params,
+    in_actor_process,
+)
+from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES, DEFAULT_MAX_MESSAGE_SIZE
+from actorgrpc.errors import ActorError, ActorTimeout, BadRequest
+from actorgrpc.futures import new_future
+from actorgrpc.node import Node
+from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
+from actorgrpc.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["Arbiter", "arbiter"]
+
+log = logging.getLogger("actorgrpc")
+
+_arbiter: Arbiter | None = None
+_lock = threading.Lock()
+
+
+def arbiter(**params: Any) -> Arbiter | None:
+    """This process's arbiter, created on first call; None inside a spawned actor.
+
+    Run it in the foreground until ``stop()`` (pulsar style)::
+
+        arbiter(start=setup).start()
+
+    or in the background, for scripts, the REPL and tests::
+
+        with arbiter() as arb:
+            proxy = spawn(name='worker').result(10)
+
+    Parameters: ``host`` ('127.0.0.1') and ``port`` (0: a free one) to bind,
+    hooks ``start``, ``stopping`` and ``periodic_task`` for the arbiter itself,
+    ``name`` ('arbiter'), ``pickle`` (True: allow pickled values),
+    ``start_method`` ('forkserver' or 'spawn') for process actors,
+    ``max_message_size`` in bytes, ``log_level``; others land in ``params``.
+    """
+    global _arbiter
+    if in_actor_process():
+        return None
+    with _lock:
+        if _arbiter is not None and not _arbiter._finished.is_set():
+            if params:
+                raise RuntimeError(
+                    "an arbiter already exists in this process; call arbiter() "
+                    "without parameters to get it"
+                )
+            return _arbiter
+        _arbiter = Arbiter(**params)
+        return _arbiter
+
+
+class Arbiter(Actor):
+    """The root of a tree: it hosts the Supervisor service and spawns actors."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "arbiter",
+        pickle: bool = True,
+        start_method: str = "forkserver",
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        log_level: int = logging.WARNING,
+        start: Any = None,
+        stopping: Any = None,
+        periodic_task: Any = None,
+        **params: Any,
+    ) -> None:
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"arbiter: host must be a non-empty str, not {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+            raise ValueError(f"arbiter: port must be an int from 0 to 65535, not {port!r}")
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"arbiter: name must be a non-empty str, not {name!r}")
+        if start_method not in START_METHODS:
+            raise ValueError(f"arbiter: start_method must be one of {START_METHODS}, not {start_method!r}")
+        if isinstance(max_message_size, bool) or not isinstance(max_message_size, int) or max_message_size < 1024:
+            raise ValueError(f"arbiter: max_message_size must be an int >= 1024, not {max_message_size!r}")
+        hooks = {"start": start, "stopping": stopping, "periodic_task": periodic_task}
+        for key, hook in hooks.items():
+            if hook is not None and not callable(hook):
+                raise TypeError(f"arbiter: the {key} hook must be callable, not {type(hook).__name__}")
+        node = Node(host=host, port=port, allow_pickle=bool(pickle), max_message_size=max_message_size)
+        super().__init__(
+            aid=new_aid(),
+            name=name,
+            node=node,
+            kind="arbiter",
+            hooks={k: v for k, v in hooks.items() if v is not None},
+            params=params,
+        )
+        self.supervisor = Supervisor(self)
+        self.managed_actors = self.supervisor.managed
+        self.terminated_actors = self.supervisor.terminated
+        self.monitors = {}
+        self.registered = self.supervisor.names
+        self.start_method = start_method
+        self.log_level = log_level
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._error: BaseException | None = None
+        self._sup_client = self.supervisor
+
+    def is_arbiter(self) -> bool:
+        """True."""
+        return True
+
+    # -- running ------------------------------------------------------------
+
+    def start(self) -> None:  # type: ignore[override]
+        """Run the arbiter in this thread until ``stop()``, SIGINT or SIGTERM."""
+        if self._thread is not None or self._ready.is_set():
+            raise RuntimeError("this arbiter is already running")
+        asyncio.run(self._main(foreground=True))
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> Arbiter:
+        if self._thread is not None or self._ready.is_set():
+            raise RuntimeError("this arbiter is already running")
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._main(foreground=False)),
+            name="actorgrpc-arbiter",
+            daemon=True,
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self, exc: BaseException | None = None, exit_code: int | None = None) -> None:
+        """Stop every actor, then the arbiter; from plain code, wait until done."""
+        super().stop(exc, exit_code)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and not self._node.in_io_thread():
+            thread.join()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the arbiter serves on."""
+        return self._node.address
+
+    async def _main(self, foreground: bool) -> None:
+        global _arbiter
+        node = self._node
+        try:
+            await node.start(self.supervisor)
+        except BaseException as exc:
+            self._error = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+            self._ready.set()
+            self._finished.set()
+            with _lock:
+                if _arbiter is self:
+                    _arbiter = None
+            return
+        node.arbiter_address = node.address
+        node.resolver = self.supervisor.lookup
+        node.main_actor = self
+        loop = asyncio.get_running_loop()
+        if foreground:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+        self._ready.set()
+        try:
+            await self._run()
+        finally:
+            await node.close(grace=0.5)
+            self._finished.set()
+            with _lock:
+                if _arbiter is self:
+                    _arbiter = None
+
+    async def _handshake(self) -> None:
+        """The arbiter registers with nobody."""
+
+    async def _notify(self, error: BaseException | None = None) -> None:
+        if error is not None and self._error is None:
+            self._error = error
+
+    async def _shutdown(self) -> None:
+        if self._node.health is not None:
+            await self._node.health.enter_graceful_shutdown()
+        try:
+            await self._call_hook("stopping")
+        except Exception:
+            log.exception("arbiter: stopping hook failed")
+        await self._stop_actors(list(self.supervisor.managed))
+        self.state = ACTOR_STATES.CLOSE
+
+    # -- spawning -------------------------------------------------------------
+
+    def spawn(self, **params: Any) -> Any:
+        """Spawn an actor; a future with ``.aid`` set at once, resolving to its proxy."""
+        params = check_spawn_params(params)
+        fut, settle = new_future(params["aid"], f"spawning {params['aid']}")
+        if not self._ready.is_set() or self._finished.is_set():
+            raise RuntimeError("the arbiter is not running: use `with arbiter():` or arbiter().start()")
+
+        async def go() -> None:
+            try:
+                settle(True, await self._spawn_here(**params))
+            except Exception as exc:
+                settle(False, exc)
+
+        self._node.call_soon(self._start_task, go())
+        return fut
+
+    def _start_task(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _spawn_here(self, **params: Any) -> ActorProxy:
+        if self.after_run():
+            raise ActorError("the arbiter is stopping: no new actors")
+        params = check_spawn_params(params)
+        aid = params.pop("aid")
+        name = params.pop("name", None)
+        kind = params.pop("concurrency")
+        actor_class = params.pop("actor_class", Actor)
+        timeout = float(params.pop("timeout", SPAWN_TIMEOUT))
+        hooks = {h: params.pop(h) for h in ("start", "stopping", "periodic_task") if params.get(h)}
+        for h in ("start", "stopping", "periodic_task"):
+            params.pop(h, None)
+        node = self._node
+        spec = ActorSpec(
+            aid=aid,
+            name=name,
+            kind=kind,
+            actor_class=actor_class,
+            hooks=hooks,
+            params=params,
+            arbiter_address=node.address,
+            spawn_token=secrets.token_hex(16),
+            supervisor=self.aid,
+            allow_pickle=node.allow_pickle,
+            max_message_size=node.max_message_size,
+            host=node.host,
+            command_modules=command_modules(),
+            log_level=self.log_level,
+        )
+        impl: ProcessConcurrency | ThreadConcurrency
+        if kind == "process":
+            impl = ProcessConcurrency(spec, self.start_method)
+        else:
+            impl = ThreadConcurrency(spec, node, self.supervisor)
+        monitor = ActorProxyMonitor(aid, name, node.address, impl, kind, supervisor=self.aid)
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[ActorProxy] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if not started.done():
+                started.set_result(value) if ok else started.set_exception(value)
+
+        self.supervisor.add(monitor, spec.spawn_token, settle)
+        try:
+            impl.start()
+        except Exception as exc:
+            self.supervisor.actor_exited(aid, None, f"could not start: {exc}")
+            started.exception() if started.done() else None
+            raise BadRequest(
+                f"spawn: cannot start a {kind} actor: {exc}. Hooks, actor_class and params "
+                "of a process actor must be picklable (module-level functions and classes)"
+            ) from None
+        impl.watch(loop, lambda code, how: self.supervisor.actor_exited(aid, code, how))
+        monitor.pid = impl.pid
+        try:
+            return await asyncio.wait_for(asyncio.shield(started), timeout)
+        except TimeoutError:
+            impl.terminate()
+            raise ActorTimeout(f"actor {aid} did not start within {timeout}s") from None
+
+    # -- stopping ---------------------------------------------------------------
+
+    async def _kill_actor(self, aid: str) -> bool:
+        monitor = self.supervisor.managed.get(aid) or self.supervisor.managed.get(
+            self.supervisor.names.get(aid, "")
+        )
+        if monitor is None:
+            return False
+        await self._stop_actors([monitor.aid])
+        return True
+
+    async def _stop_actors(self, aids: list[str]) -> None:
+        """Stop actors gracefully; terminate those that do not stop in time."""
+        managed = self.supervisor.managed
+        for aid in aids:
+            monitor = managed.get(aid)
+            if monitor is None:
+                continue
+            if monitor.state < ACTOR_STATES.STARTING:
+                monitor.terminate()
+                continue
+            reply = self.send(monitor.proxy, "stop")
+            reply.add_done_callback(lambda f: f.exception())
+        alive = await self.supervisor.wait_ended(aids, ACTOR_ACTION_TIMEOUT)
+        if alive:
+            log.warning("terminating actors that did not stop in time: %s", alive)
+            for aid in alive:
+                managed[aid].terminate()
+            alive = await self.supervisor.wait_ended(alive, 1.0)
+        for aid in alive:
+            impl = managed[aid].impl
+            kill = getattr(impl, "kill", None)
+            if kill is not None:
+                kill()
+        alive = await self.supervisor.wait_ended(alive, 2.0)
+        for aid in alive:
+            self.supervisor.actor_exited(aid, None, "terminated: did not stop in time")
+
+    # -- info ---------------------------------------------------------------------
+
+    def get_actor(self, aid: str) -> ActorProxyMonitor | ActorProxy | None:  # type: ignore[override]
+        """The monitor of the actor ``aid`` (or name), the arbiter's proxy, or None."""
+        sup = self.supervisor
+        if aid in (self.aid, self.name, "arbiter"):
+            return self.proxy
+        return sup.managed.get(aid) or sup.managed.get(sup.names.get(aid, ""))
+
+    def info(self) -> dict[str, Any]:
+        """The arbiter's info, with every live actor's latest info and the dead."""
+        out = super().info()
+        out["actors"] = self.supervisor.actors_info()
+        out["monitors"] = {}
+        out["terminated"] = dict(self.supervisor.terminated)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Arbiter {self.aid} at {wire.format_address(self.address)} {self.info_state}>"

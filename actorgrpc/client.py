@@ -1,0 +1,163 @@
+"""grpc.aio clients: mailbox streams to other nodes, and the Supervisor stub.
+
+IO loop only: every object here belongs to the node's IO loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from actorgrpc import wire
+from actorgrpc.errors import ActorNotAvailable
+from actorgrpc.mailbox import Outbox, expand, make_error_reply
+from actorgrpc.v1 import mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
+
+if TYPE_CHECKING:
+    from actorgrpc._typing import ReplyCallback
+    from actorgrpc.node import Node
+    from actorgrpc.proxy import ActorProxy
+    from actorgrpc.v1 import mailbox_pb2
+
+__all__ = ["Connection", "SupervisorClient", "channel_options"]
+
+log = logging.getLogger("actorgrpc")
+
+
+def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
+    """Options for every channel and server of a node."""
+    # Batches carry up to ~1 MiB on top of one maximal envelope.
+    limit = max_message_size + 2 * 1024 * 1024
+    return [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+        # Local peers: never let the channel idle into reconnect delays.
+        ("grpc.enable_retries", 0),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
+class Connection:
+    """One long-lived Mailbox.Stream to another node, with its pending replies."""
+
+    def __init__(self, node: Node, address: str) -> None:
+        self.address = address
+        self.closed = False
+        self._node = node
+        self._pending: dict[int, ReplyCallback] = {}
+        self._channel = grpc.aio.insecure_channel(
+            address, options=channel_options(node.max_message_size)
+        )
+        self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream()
+        self._outbox = Outbox(self._call.write)
+        self._writer = asyncio.ensure_future(self._write_all())
+        self._reader = asyncio.ensure_future(self._read_all())
+
+    def send(self, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None) -> None:
+        """Queue ``env``; ``on_reply`` gets the reply, or an error if the peer goes."""
+        if on_reply is not None:
+            self._pending[env.id] = on_reply
+        if not self._outbox.put(env):
+            self._fail(env.id, "the connection is closed")
+
+    async def _write_all(self) -> None:
+        try:
+            await self._outbox.run()
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            log.debug("stream to %s: write failed: %s", self.address, exc)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            if not self.closed:
+                self._broken("its stream broke")
+
+    async def _read_all(self) -> None:
+        reason = "it closed the stream"
+        try:
+            async for message in self._call:
+                for env in expand(message):
+                    callback = self._pending.pop(env.id, None)
+                    if callback is not None:
+                        callback(env)
+        except grpc.aio.AioRpcError as exc:
+            reason = f"{exc.code().name}: {exc.details()}"
+        except asyncio.CancelledError:
+            reason = "the connection was closed"
+        self._broken(reason)
+
+    def _broken(self, reason: str) -> None:
+        self.closed = True
+        self._outbox.close()
+        self._node.drop_connection(self)
+        for request_id in list(self._pending):
+            self._fail(request_id, reason)
+        if not self._reader.done():
+            self._reader.cancel()
+        asyncio.ensure_future(self._channel.close())
+
+    def _fail(self, request_id: int, reason: str) -> None:
+        callback = self._pending.pop(request_id, None)
+        if callback is not None:
+            err = ActorNotAvailable(f"no reply from {self.address}: {reason}")
+            callback(make_error_reply(request_id, err))
+
+    async def close(self) -> None:
+        """Flush what is queued, end the stream, close the channel."""
+        if self.closed:
+            return
+        self.closed = True
+        self._outbox.close()
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(self._writer), 1.0)
+        with contextlib.suppress(Exception):
+            await self._call.done_writing()
+        self._node.drop_connection(self)
+        self._writer.cancel()
+        self._reader.cancel()
+        for request_id in list(self._pending):
+            self._fail(request_id, "the connection was closed")
+        await self._channel.close()
+
+
+class SupervisorClient:
+    """Calls to the arbiter's Supervisor service."""
+
+    def __init__(self, node: Node, address: str) -> None:
+        self.address = address
+        self._channel = grpc.aio.insecure_channel(
+            address, options=channel_options(node.max_message_size)
+        )
+        self._stub = supervisor_pb2_grpc.SupervisorStub(self._channel)
+
+    async def handshake(
+        self, request: supervisor_pb2.HandshakeRequest, timeout: float
+    ) -> supervisor_pb2.HandshakeResponse:
+        """Register with the arbiter."""
+        return await self._stub.Handshake(request, timeout=timeout)
+
+    async def notify(
+        self, request: supervisor_pb2.NotifyRequest, timeout: float
+    ) -> supervisor_pb2.NotifyResponse:
+        """Report liveness, state and info."""
+        return await self._stub.Notify(request, timeout=timeout)
+
+    async def lookup(self, target: str, timeout: float) -> ActorProxy | None:
+        """Find an actor by aid or name; None when the arbiter knows none."""
+        try:
+            response = await self._stub.Lookup(
+                supervisor_pb2.LookupRequest(target=target), timeout=timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise ActorNotAvailable(f"arbiter at {self.address}: {exc.details()}") from None
+        return wire.proxy_from_ref(response.ref)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()

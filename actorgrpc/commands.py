@@ -1,0 +1,158 @@
+"""Commands: the ``@command`` registry, the request object, the standard commands."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from actorgrpc.errors import CommandNotFound, PermissionDenied
+
+if TYPE_CHECKING:
+    from actorgrpc.actor import Actor
+    from actorgrpc.proxy import ActorProxy
+
+__all__ = ["Command", "Request", "command", "get_command", "registered_commands"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Command:
+    """A registered command: its function and whether it acknowledges the sender."""
+
+    name: str
+    fn: Callable[..., Any]
+    ack: bool = True
+
+    @property
+    def module(self) -> str:
+        """The module that defines it (child processes import it)."""
+        return str(self.fn.__module__)
+
+
+@dataclass
+class Request:
+    """What a command receives first: ``request.actor`` and ``request.caller``."""
+
+    #: The actor running the command.
+    actor: Actor
+    #: The sender's proxy, or None for an outside client.
+    caller: ActorProxy | None
+    #: The command's name.
+    action: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+_COMMANDS: dict[str, Command] = {}
+
+
+@overload
+def command(fn: F) -> F: ...
+@overload
+def command(fn: None = None, *, ack: bool = True) -> Callable[[F], F]: ...
+def command(fn: F | None = None, *, ack: bool = True) -> F | Callable[[F], F]:
+    """Register ``def`` or ``async def name(request, *args, **kwargs)`` as a command.
+
+    ``ack=False`` makes ``send`` return None at once and no reply travel back.
+    Use as ``@command()`` (pulsar's form), ``@command(ack=False)`` or ``@command``.
+    The name is the function's name; a later definition replaces an earlier one.
+    """
+
+    def register(f: F) -> F:
+        if not callable(f):
+            raise TypeError(f"@command needs a function, not {type(f).__name__}")
+        _COMMANDS[f.__name__] = Command(f.__name__, f, ack)
+        return f
+
+    if fn is not None:
+        return register(fn)
+    if not isinstance(ack, bool):
+        raise TypeError(f"command(ack=...) takes a bool, not {type(ack).__name__}")
+    return register
+
+
+def get_command(name: str) -> Command:
+    """The command called ``name``; raises CommandNotFound."""
+    try:
+        return _COMMANDS[name]
+    except KeyError:
+        raise CommandNotFound(f"unknown command {name!r}") from None
+
+
+def find_command(name: str) -> Command | None:
+    """The command called ``name``, or None."""
+    return _COMMANDS.get(name)
+
+
+def registered_commands() -> list[str]:
+    """Names of every registered command, sorted."""
+    return sorted(_COMMANDS)
+
+
+def command_modules() -> list[str]:
+    """Modules that define commands, for child processes to import."""
+    return sorted({c.module for c in _COMMANDS.values()} - {__name__})
+
+
+# -- the standard commands --------------------------------------------------
+
+
+@command()
+def ping(request: Request) -> str:
+    """Answer ``'pong'``."""
+    return "pong"
+
+
+@command()
+def echo(request: Request, message: Any = None) -> Any:
+    """Answer with the message sent."""
+    return message
+
+
+@command()
+def info(request: Request) -> dict[str, Any]:
+    """The actor's ``info()`` dictionary."""
+    return request.actor.info()
+
+
+@command()
+def stop(request: Request) -> bool:
+    """Stop the actor gracefully, after this reply has left."""
+    request.actor._stop_soon()
+    return True
+
+
+@command()
+def notify(request: Request, info: dict[str, Any] | None = None) -> float:
+    """Record the caller's info at its supervisor; answer the time."""
+    request.actor._on_notify(request.caller, info or {})
+    return time.time()
+
+
+@command()
+async def run(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(actor, *args, **kwargs)`` inside the actor (needs pickle)."""
+    if not request.actor.allow_pickle:
+        raise PermissionDenied("the run command needs pickle, which is off on this actor")
+    if not callable(fn):
+        raise TypeError(f"run needs a callable, not {type(fn).__name__}")
+    result = fn(request.actor, *args, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+@command()
+async def spawn(request: Request, **kwargs: Any) -> ActorProxy:
+    """Spawn an actor (in the arbiter; other actors ask their arbiter)."""
+    return await request.actor._spawn_here(**kwargs)
+
+
+@command()
+async def kill_actor(request: Request, aid: str) -> bool:
+    """Stop the actor ``aid`` (terminate it after ACTOR_ACTION_TIMEOUT)."""
+    return await request.actor._kill_actor(aid)

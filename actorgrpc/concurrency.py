@@ -1,0 +1,319 @@
+"""How actors run: in a child process, or on a thread of the arbiter's process.
+
+Process actors start with the forkserver (default) or spawn start method,
+never plain fork, because gRPC does not survive a fork once a server or
+channel exists. The forkserver preloads grpc and actorgrpc, so that each new
+actor costs one fork of a process that has created no gRPC object yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import TYPE_CHECKING, Any
+
+from actorgrpc.actor import Actor, new_aid
+from actorgrpc.consts import ACTOR_ACTION_TIMEOUT
+
+if TYPE_CHECKING:
+    from actorgrpc._typing import Address, Hook
+    from actorgrpc.node import Node
+    from actorgrpc.supervisor import Supervisor
+
+__all__ = [
+    "ActorSpec",
+    "ProcessConcurrency",
+    "ThreadConcurrency",
+    "check_spawn_params",
+    "in_actor_process",
+]
+
+log = logging.getLogger("actorgrpc")
+
+HOOKS = ("start", "stopping", "periodic_task")
+CONCURRENCY = ("process", "thread")
+#: Seconds spawn waits for a new actor to run, unless ``timeout`` says otherwise.
+SPAWN_TIMEOUT = 30.0
+START_METHODS = ("forkserver", "spawn")
+
+_in_actor_process = False
+
+
+def in_actor_process() -> bool:
+    """True inside a spawned actor's process."""
+    return _in_actor_process
+
+
+def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate spawn's keyword arguments; fill in the aid. Raises TypeError/ValueError."""
+    out = dict(params)
+    aid = out.get("aid") or new_aid()
+    if not isinstance(aid, str) or len(aid) > 128 or not aid.isprintable():
+        raise TypeError(f"spawn: aid must be a printable str of at most 128 characters, not {aid!r}")
+    out["aid"] = aid
+    name = out.get("name")
+    if name is not None and (not isinstance(name, str) or not name or len(name) > 128):
+        raise TypeError(f"spawn: name must be a non-empty str of at most 128 characters, not {name!r}")
+    if name == "arbiter":
+        raise ValueError("spawn: the name 'arbiter' is reserved")
+    concurrency = out.setdefault("concurrency", "process")
+    if concurrency not in CONCURRENCY:
+        raise ValueError(f"spawn: concurrency must be one of {CONCURRENCY}, not {concurrency!r}")
+    for hook in HOOKS:
+        if out.get(hook) is not None and not callable(out[hook]):
+            raise TypeError(f"spawn: the {hook} hook must be callable, not {type(out[hook]).__name__}")
+    actor_class = out.get("actor_class", Actor)
+    if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
+        raise TypeError(f"spawn: actor_class must be a subclass of Actor, not {actor_class!r}")
+    timeout = out.get("timeout", SPAWN_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, Real) or not timeout > 0:
+        raise ValueError(f"spawn: timeout must be a positive number of seconds, not {timeout!r}")
+    return out
+
+
+@dataclass
+class ActorSpec:
+    """Everything a new actor needs to start; pickled to process actors."""
+
+    aid: str
+    name: str | None
+    kind: str
+    actor_class: type[Actor]
+    hooks: dict[str, Hook]
+    params: dict[str, Any]
+    arbiter_address: Address
+    spawn_token: str
+    supervisor: str
+    allow_pickle: bool = True
+    max_message_size: int = 0
+    host: str = "127.0.0.1"
+    command_modules: list[str] = field(default_factory=list)
+    log_level: int = logging.WARNING
+
+    def make_actor(self, node: Node) -> Actor:
+        """Build the actor this spec describes."""
+        actor = self.actor_class(
+            aid=self.aid,
+            name=self.name,
+            node=node,
+            kind=self.kind,
+            hooks=self.hooks,
+            params=self.params,
+            supervisor=self.supervisor,
+        )
+        actor._spawn_token = self.spawn_token
+        return actor
+
+
+OnExit = Callable[[int | None, str], None]
+
+
+class ProcessConcurrency:
+    """Runs one actor in a child process."""
+
+    def __init__(self, spec: ActorSpec, start_method: str = "forkserver") -> None:
+        self.spec = spec
+        self._ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["actorgrpc.concurrency"])
+        self.process: Any = None
+
+    @property
+    def pid(self) -> int:
+        """The child's pid (0 before start)."""
+        return self.process.pid if self.process is not None else 0
+
+    def start(self) -> None:
+        """Start the child; raises if the spec cannot be pickled."""
+        if self.process is not None:
+            return
+        self.process = self._ctx.Process(
+            target=process_main,
+            args=(self.spec,),
+            name=f"actorgrpc-{self.spec.name or self.spec.aid}",
+            daemon=True,
+        )
+        self.process.start()
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None:
+        """Call ``on_exit(exitcode, '')`` on the loop when the child ends."""
+        process = self.process
+        sentinel = process.sentinel
+
+        def ended() -> None:
+            loop.remove_reader(sentinel)
+            process.join(1.0)
+            on_exit(process.exitcode, "")
+
+        loop.add_reader(sentinel, ended)
+
+    def is_alive(self) -> bool:
+        """True while the child runs."""
+        return self.process is not None and self.process.is_alive()
+
+    def terminate(self) -> None:
+        """SIGTERM the child."""
+        if self.is_alive():
+            self.process.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL the child."""
+        if self.is_alive():
+            self.process.kill()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the child to end; True if it has."""
+        if self.process is None:
+            return True
+        self.process.join(timeout)
+        return not self.process.is_alive()
+
+
+class ThreadConcurrency:
+    """Runs one actor on a thread of its own, with its own event loop."""
+
+    def __init__(self, spec: ActorSpec, node: Node, supervisor: Supervisor) -> None:
+        self.spec = spec
+        self.pid = os.getpid()
+        self._node = node
+        self._supervisor = supervisor
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_exit: OnExit | None = None
+        self._cut_off = False
+
+    def start(self) -> None:
+        """Start the thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._main, name=f"actorgrpc-{self.spec.name or self.spec.aid}", daemon=True
+            )
+            self._thread.start()
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None:
+        """Call ``on_exit(exitcode, how)`` on the IO loop when the thread ends."""
+        self._on_exit = on_exit
+
+    def _main(self) -> None:
+        from actorgrpc.supervisor import LocalSupervisorClient
+
+        actor = self.spec.make_actor(self._node)
+        actor._sup_client = LocalSupervisorClient(self._node, self._supervisor)
+        loop = self._loop = asyncio.new_event_loop()
+        code: int | None = None
+        how = ""
+        try:
+            loop.run_until_complete(actor._run())
+            code = actor.exit_code or 0
+        except RuntimeError:
+            code, how = None, "terminated: cut off after it did not stop in time"
+        except Exception as exc:
+            log.exception("thread actor %s failed", self.spec.aid)
+            code, how = 1, f"failed: {exc!r}"
+        finally:
+            self._node.unregister(actor)
+            _close_loop(loop)
+            if self._on_exit is not None:
+                on_exit = self._on_exit
+                try:
+                    self._node.loop.call_soon_threadsafe(on_exit, code, how)
+                except RuntimeError:  # the IO loop is gone already
+                    pass
+
+    def is_alive(self) -> bool:
+        """True while the thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def terminate(self) -> None:
+        """Cut the actor off: stop its loop wherever it is."""
+        loop = self._loop
+        if loop is not None and self.is_alive():
+            self._cut_off = True
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:
+                pass
+
+    kill = terminate
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks and not loop.is_running():
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except RuntimeError:
+        pass
+    finally:
+        loop.close()
+
+
+def process_main(spec: ActorSpec) -> None:
+    """Entry point of a process actor (runs in the child)."""
+    global _in_actor_process
+    _in_actor_process = True
+    # Ctrl-C reaches the whole process group: the arbiter decides, not us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=spec.log_level, format="%(asctime)s %(name)s %(process)d: %(message)s")
+    for module in spec.command_modules:
+        if module in ("__main__", "__mp_main__") or module in sys.modules:
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            log.warning("actor %s: cannot import %s for its commands: %r", spec.aid, module, exc)
+    code = asyncio.run(_process_actor(spec))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+async def _process_actor(spec: ActorSpec) -> int:
+    from actorgrpc.node import Node
+
+    node = Node(
+        host=spec.host,
+        allow_pickle=spec.allow_pickle,
+        max_message_size=spec.max_message_size,
+        arbiter_address=spec.arbiter_address,
+    )
+    await node.start()
+    actor = spec.make_actor(node)
+    actor._sup_client = node.supervisor_client()
+    node.main_actor = actor
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, actor.stop)
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.sentinel is not None:
+
+        def orphaned() -> None:
+            loop.remove_reader(parent.sentinel)
+            log.warning("actor %s: the arbiter is gone; exiting", spec.aid)
+            actor.stop(exit_code=3)
+            loop.call_later(ACTOR_ACTION_TIMEOUT / 2, os._exit, 3)
+
+        loop.add_reader(parent.sentinel, orphaned)
+    try:
+        await actor._run()
+    finally:
+        await node.close(grace=0.5)
+    return actor.exit_code or 0

@@ -1,0 +1,87 @@
+"""Futures that work from plain code and from inside an actor's event loop.
+
+``send`` and ``spawn`` return an awaitable asyncio future when called with a
+running event loop (inside an actor), and a ``concurrent.futures.Future``
+with ``.result(timeout)`` otherwise, so that scripts, tests and coroutines use
+the same two functions. Either may be settled from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from actorgrpc.errors import ActorTimeout
+
+__all__ = ["ActorFuture", "Settle", "new_future"]
+
+#: Settles a future: ``settle(True, value)`` or ``settle(False, exception)``.
+Settle = Callable[[bool, Any], None]
+
+
+class ActorFuture(concurrent.futures.Future[Any]):
+    """A concurrent future whose ``result(timeout)`` raises ActorTimeout.
+
+    ``aid`` is the aid of the actor concerned (set at once by ``spawn``).
+    """
+
+    def __init__(self, aid: str = "", what: str = "") -> None:
+        super().__init__()
+        self.aid = aid
+        self._what = what
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        except TimeoutError:
+            if self.done():
+                raise
+            raise ActorTimeout(f"no reply {self._what} within {timeout}s") from None
+
+
+class AioActorFuture(asyncio.Future[Any]):
+    """An asyncio future carrying ``aid``, as ActorFuture does."""
+
+    aid: str = ""
+
+
+def _set(fut: concurrent.futures.Future[Any] | asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():  # cancelled by its owner: the reply is dropped
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+def new_future(aid: str = "", what: str = "") -> tuple[Any, Settle]:
+    """A future for the calling context, and a thread-safe way to settle it."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        cfut = ActorFuture(aid, what)
+
+        def settle_sync(ok: bool, value: Any) -> None:
+            try:
+                _set(cfut, ok, value)
+            except concurrent.futures.InvalidStateError:
+                pass
+
+        return cfut, settle_sync
+    afut = AioActorFuture(loop=loop)
+    afut.aid = aid
+    owner = threading.get_ident()
+
+    def settle_async(ok: bool, value: Any) -> None:
+        if threading.get_ident() == owner:
+            _set(afut, ok, value)
+        else:
+            try:
+                loop.call_soon_threadsafe(_set, afut, ok, value)
+            except RuntimeError:  # the loop closed: nobody waits any more
+                pass
+
+    return afut, settle_async

@@ -1,0 +1,325 @@
+"""The node: one process's share of an actor tree.
+
+There is one node per process. It owns the IO loop, on one thread, and with it
+every grpc.aio object of the process (the server and all channels), because a
+grpc.aio object belongs to the loop that made it and several loops in one
+process wake each other on every event. Actors on other threads (thread
+actors) hand envelopes to the IO loop and receive them on their own loops.
+
+Routing: an ActorProxy names an address, so envelopes go straight to it; a bare
+aid or name is resolved by the arbiter, which holds the tree. In a child
+process such envelopes travel to the arbiter, which forwards them, so a
+sender's order is kept whatever it names its target by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from actorgrpc import wire
+from actorgrpc.consts import DEFAULT_MAX_MESSAGE_SIZE
+from actorgrpc.errors import (
+    ActorError,
+    ActorNotAvailable,
+    ActorNotFound,
+    BadRequest,
+    error_from_pb,
+)
+from actorgrpc.futures import new_future
+from actorgrpc.mailbox import REQUEST, Envelope, Outbox, make_error_reply
+from actorgrpc.proxy import ActorProxy
+
+if TYPE_CHECKING:
+    from actorgrpc._typing import Address, ReplyCallback
+    from actorgrpc.actor import Actor
+    from actorgrpc.client import Connection, SupervisorClient
+    from actorgrpc.v1 import mailbox_pb2
+
+__all__ = ["Node", "current_node"]
+
+log = logging.getLogger("actorgrpc")
+
+_node: Node | None = None
+
+
+def current_node() -> Node | None:
+    """This process's node, or None when no actor runs here."""
+    return _node
+
+
+def _drop(env: mailbox_pb2.Envelope) -> None:
+    if env.HasField("error"):
+        log.warning("error in a command sent without ack: %s: %s", env.error.type, env.error.message)
+
+
+class Node:
+    """One process's server, connections and local actors."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allow_pickle: bool = True,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        arbiter_address: Address | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.allow_pickle = allow_pickle
+        self.max_message_size = max_message_size
+        self.arbiter_address = arbiter_address
+        self.address: Address = (host, port)
+        self.address_text = ""
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
+        self.thread_id = 0
+        #: Local actors by aid, and by name.
+        self.actors: dict[str, Actor] = {}
+        self.names: dict[str, Actor] = {}
+        #: The actor that plain code in this process sends as.
+        self.main_actor: Actor | None = None
+        #: Resolves an aid or name to a proxy (set in the arbiter's process).
+        self.resolver: Callable[[str], ActorProxy | None] | None = None
+        self.health: Any = None
+        self._server: Any = None
+        self._ids = itertools.count(1)
+        self._connections: dict[str, Connection] = {}
+        self._supervisor_client: SupervisorClient | None = None
+        self.server_outboxes: set[Outbox] = set()
+        #: Set when the node closes: server streams then end.
+        self.closing: asyncio.Event = None  # type: ignore[assignment]  # set by start()
+
+    # -- life -------------------------------------------------------------
+
+    async def start(self, supervisor: Any = None) -> None:
+        """Serve on the running loop, which becomes this process's IO loop."""
+        from actorgrpc import server
+
+        global _node
+        self.loop = asyncio.get_running_loop()
+        self.closing = asyncio.Event()
+        self.thread_id = threading.get_ident()
+        self._server, port, self.health = await server.serve(self, supervisor)
+        self.address = (self.host, port)
+        self.address_text = wire.format_address(self.address)
+        _node = self
+
+    async def close(self, grace: float = 1.0) -> None:
+        """Flush replies, close connections and stop serving."""
+        global _node
+        self.closing.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.server_outboxes and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        for conn in list(self._connections.values()):
+            await conn.close()
+        if self._supervisor_client is not None:
+            await self._supervisor_client.close()
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if _node is self:
+            _node = None
+
+    # -- threads ----------------------------------------------------------
+
+    def in_io_thread(self) -> bool:
+        """True on the IO loop's thread."""
+        return threading.get_ident() == self.thread_id
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` soon on the IO loop, from any thread."""
+        if self.in_io_thread():
+            self.loop.call_soon(fn, *args)
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def reply_to(self, outbox: Outbox) -> ReplyCallback:
+        """A thread-safe callback queueing replies on a server stream's outbox."""
+
+        def reply(env: mailbox_pb2.Envelope) -> None:
+            if self.in_io_thread():
+                outbox.put(env)
+            else:
+                try:
+                    self.loop.call_soon_threadsafe(outbox.put, env)
+                except RuntimeError:  # the IO loop closed: the stream is gone
+                    pass
+
+        return reply
+
+    # -- local actors -----------------------------------------------------
+
+    def register(self, actor: Actor) -> None:
+        """Make ``actor`` reachable here by aid and name."""
+        self.actors[actor.aid] = actor
+        if actor.name:
+            self.names[actor.name] = actor
+
+    def unregister(self, actor: Actor) -> None:
+        """Forget ``actor``."""
+        if self.actors.get(actor.aid) is actor:
+            del self.actors[actor.aid]
+        if actor.name and self.names.get(actor.name) is actor:
+            del self.names[actor.name]
+
+    def local(self, target: str) -> Actor | None:
+        """The local actor with that aid or name."""
+        return self.actors.get(target) or self.names.get(target)
+
+    # -- sending (any thread) ---------------------------------------------
+
+    def request(
+        self,
+        sender: Actor | None,
+        target: ActorProxy | str,
+        action: str,
+        args: Iterable[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        ack: bool = True,
+    ) -> Any:
+        """Send ``action`` to ``target``; a future of the reply, or None without ack.
+
+        Arguments are encoded here, in the caller's thread, so the receiver
+        gets a copy of them as they were at the call.
+        """
+        if isinstance(target, ActorProxy):
+            dest: ActorProxy | str = target.proxy
+            target_id = target.aid
+        elif isinstance(target, str) and target:
+            dest = target_id = target
+        else:
+            raise TypeError(
+                f"send target must be an ActorProxy, an aid or a name, not {target!r}"
+            )
+        if not isinstance(action, str) or not action:
+            raise TypeError(f"send action must be a non-empty str, not {action!r}")
+        env = Envelope(id=next(self._ids), kind=REQUEST, target=target_id, action=action)
+        if sender is not None:
+            env.sender.CopyFrom(sender._ref)
+        for value in args:
+            env.args.append(wire.encode(value, allow_pickle=self.allow_pickle))
+        wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=self.allow_pickle)
+        if not ack:
+            env.no_reply = True
+            self.call_soon(self.route, env, dest, None)
+            return None
+        fut, settle = new_future(target_id, f"from {target_id} to {action!r}")
+        allow_pickle = self.allow_pickle
+
+        def on_reply(reply: mailbox_pb2.Envelope) -> None:
+            if reply.HasField("error"):
+                settle(False, error_from_pb(reply.error))
+                return
+            try:
+                settle(True, wire.decode(reply.result, allow_pickle=allow_pickle))
+            except ActorError as exc:
+                settle(False, exc)
+
+        self.call_soon(self.route, env, dest, on_reply)
+        return fut
+
+    # -- routing (IO loop) ------------------------------------------------
+
+    def route(
+        self,
+        env: mailbox_pb2.Envelope,
+        dest: ActorProxy | str,
+        on_reply: ReplyCallback | None,
+    ) -> None:
+        """Deliver ``env`` locally or send it on its way."""
+        reply = on_reply or _drop
+        if isinstance(dest, ActorProxy):
+            actor = self.actors.get(dest.aid)
+            if actor is not None:
+                self.deliver(actor, env, reply)
+            elif dest.address == self.address:
+                reply(make_error_reply(env.id, ActorNotAvailable(f"actor {dest.aid} is not running")))
+            else:
+                self.send_remote(wire.format_address(dest.address), env, on_reply)
+            return
+        actor = self.local(dest)
+        if actor is not None:
+            self.deliver(actor, env, reply)
+        elif self.resolver is not None:
+            proxy = self.resolver(dest)
+            if proxy is None or proxy.address == self.address:
+                reply(make_error_reply(env.id, ActorNotFound(f"no actor {dest!r} in this tree")))
+            else:
+                self.send_remote(wire.format_address(proxy.address), env, on_reply)
+        elif self.arbiter_address is not None:
+            self.send_remote(wire.format_address(self.arbiter_address), env, on_reply)
+        else:
+            reply(make_error_reply(env.id, ActorNotFound(f"no actor {dest!r} here")))
+
+    def deliver(self, actor: Actor, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
+        """Hand ``env`` to a local actor, on its own loop."""
+        if actor.loop is self.loop:
+            actor._receive(env, reply)
+            return
+        try:
+            actor.loop.call_soon_threadsafe(actor._receive, env, reply)
+        except (RuntimeError, AttributeError):
+            reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
+
+    def send_remote(
+        self, address: str, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
+    ) -> None:
+        """Send over the mailbox stream to ``address`` (opened on first use)."""
+        from actorgrpc.client import Connection
+
+        conn = self._connections.get(address)
+        if conn is None or conn.closed:
+            conn = self._connections[address] = Connection(self, address)
+        conn.send(env, on_reply)
+
+    def drop_connection(self, conn: Connection) -> None:
+        """Forget a broken connection; the next send opens a new one."""
+        if self._connections.get(conn.address) is conn:
+            del self._connections[conn.address]
+
+    # -- receiving (IO loop) ----------------------------------------------
+
+    def dispatch(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
+        """Route a request that arrived on this node's server."""
+        if env.kind not in (REQUEST, 0):
+            reply(make_error_reply(env.id, BadRequest(f"expected a request, got kind {env.kind}")))
+            return
+        target = env.target
+        actor = self.local(target) if target else self.main_actor
+        if actor is not None:
+            self.deliver(actor, env, reply)
+        elif self.resolver is not None:
+            # The arbiter forwards to actors it knows, under an id of its own.
+            original = env.id
+            forwarded = Envelope()
+            forwarded.CopyFrom(env)
+            forwarded.id = next(self._ids)
+
+            def back(answer: mailbox_pb2.Envelope) -> None:
+                answer.id = original
+                reply(answer)
+
+            self.route(forwarded, target, None if env.no_reply else back)
+        else:
+            reply(make_error_reply(env.id, ActorNotFound(f"no actor {target!r} at {self.address_text}")))
+
+    # -- the supervisor ---------------------------------------------------
+
+    def supervisor_client(self) -> SupervisorClient:
+        """The client of the arbiter's Supervisor service (IO loop only)."""
+        from actorgrpc.client import SupervisorClient
+
+        if self._supervisor_client is None:
+            if self.arbiter_address is None:
+                raise ActorNotFound("no arbiter address known in this process")
+            self._supervisor_client = SupervisorClient(self, wire.format_address(self.arbiter_address))
+        return self._supervisor_client

@@ -1,0 +1,162 @@
+"""The grpc.aio server of a node: Mailbox, Supervisor, health and reflection.
+
+Glue only: requests are handed to the node (mailbox) or to the supervisor,
+and failures are mapped to gRPC status codes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from actorgrpc.client import channel_options
+from actorgrpc.errors import ActorError, BadRequest
+from actorgrpc.mailbox import Outbox, expand, make_error_reply
+from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from actorgrpc.node import Node
+    from actorgrpc.supervisor import Supervisor
+
+__all__ = ["STATUS_BY_CODE", "serve"]
+
+log = logging.getLogger("actorgrpc")
+
+_C = mailbox_pb2.ErrorCode
+#: How each actorgrpc error code shows as a gRPC status.
+STATUS_BY_CODE: dict[int, grpc.StatusCode] = {
+    _C.ERROR_CODE_UNSPECIFIED: grpc.StatusCode.UNKNOWN,
+    _C.ERROR_CODE_COMMAND_FAILED: grpc.StatusCode.UNKNOWN,
+    _C.ERROR_CODE_UNKNOWN_COMMAND: grpc.StatusCode.UNIMPLEMENTED,
+    _C.ERROR_CODE_NO_SUCH_ACTOR: grpc.StatusCode.NOT_FOUND,
+    _C.ERROR_CODE_ACTOR_NOT_AVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    _C.ERROR_CODE_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    _C.ERROR_CODE_BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+    _C.ERROR_CODE_RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    _C.ERROR_CODE_PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+}
+#: Trailing metadata key carrying the serialized Error of a failed Send.
+ERROR_METADATA_KEY = "actorgrpc-error-bin"
+_MAILBOX = mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name
+_SUPERVISOR = supervisor_pb2.DESCRIPTOR.services_by_name["Supervisor"].full_name
+
+
+class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    async def Stream(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[mailbox_pb2.Envelope],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> None:
+        node = self._node
+        outbox = Outbox(context.write)
+        node.server_outboxes.add(outbox)
+        writer = asyncio.ensure_future(outbox.run())
+        reader = asyncio.ensure_future(self._read(request_iterator, node.reply_to(outbox)))
+        closing = asyncio.ensure_future(node.closing.wait())
+        try:
+            # Until the peer is done writing, or this node closes: then answer
+            # what is already under way and end the call with OK.
+            await asyncio.wait((reader, closing), return_when=asyncio.FIRST_COMPLETED)
+            outbox.close()
+            await asyncio.wait_for(asyncio.shield(writer), 2.0)
+        except (asyncio.CancelledError, TimeoutError):
+            pass
+        finally:
+            outbox.close()
+            node.server_outboxes.discard(outbox)
+            for task in (reader, closing, writer):
+                task.cancel()
+
+    async def _read(self, requests: AsyncIterator[mailbox_pb2.Envelope], reply: Any) -> None:
+        node = self._node
+        try:
+            async for message in requests:
+                for env in expand(message):
+                    node.dispatch(env, reply)
+        except grpc.aio.AioRpcError:
+            pass
+
+    async def Send(  # noqa: N802 - gRPC method name
+        self, request: mailbox_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> mailbox_pb2.Envelope:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[mailbox_pb2.Envelope] = loop.create_future()
+        node = self._node
+
+        def reply(env: mailbox_pb2.Envelope) -> None:
+            def settle() -> None:
+                if not answer.done():
+                    answer.set_result(env)
+
+            if node.in_io_thread():
+                settle()
+            else:
+                loop.call_soon_threadsafe(settle)
+
+        request.no_reply = False
+        if request.kind == mailbox_pb2.ENVELOPE_KIND_BATCH:
+            reply(make_error_reply(request.id, BadRequest("Send takes one envelope, not a batch")))
+        else:
+            node.dispatch(request, reply)
+        env = await answer
+        if env.HasField("error"):
+            error = env.error
+            context.set_trailing_metadata(((ERROR_METADATA_KEY, error.SerializeToString()),))
+            await context.abort(STATUS_BY_CODE.get(error.code, grpc.StatusCode.UNKNOWN),
+                                f"{error.type}: {error.message}")
+        return env
+
+
+class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._sup = supervisor
+
+    async def _guard(self, context: grpc.aio.ServicerContext[Any, Any], fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ActorError as exc:
+            await context.abort(STATUS_BY_CODE.get(exc.code, grpc.StatusCode.UNKNOWN), str(exc))
+
+    async def Handshake(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._guard(context, self._sup.handshake, request)
+
+    async def Notify(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._guard(context, self._sup.notify, request)
+
+    async def Info(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._guard(context, self._sup.tree_info)
+
+    async def Lookup(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._guard(context, self._sup.lookup_ref, request.target)
+
+
+async def serve(node: Node, supervisor: Supervisor | None) -> tuple[Any, int, Any]:
+    """Start the node's server; return it, its port and its health servicer."""
+    server = grpc.aio.server(options=channel_options(node.max_message_size))
+    mailbox_pb2_grpc.add_MailboxServicer_to_server(_Mailbox(node), server)
+    names = [_MAILBOX]
+    if supervisor is not None:
+        supervisor_pb2_grpc.add_SupervisorServicer_to_server(_Supervisor(supervisor), server)
+        names.append(_SUPERVISOR)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+    names.append(reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{node.host}:{node.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {node.host}:{node.port}")
+    await server.start()
+    for name in ("", *names[:-2]):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer

@@ -1,0 +1,277 @@
+"""The supervisor: the arbiter's registry of the tree and its Supervisor service logic.
+
+It records every actor the arbiter spawned (an ActorProxyMonitor each),
+resolves spawn futures when actors report RUN, keeps a death record for
+every actor that ends, and answers Info and Lookup. IO loop only: nothing
+here is thread-safe, and nothing here imports grpc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from actorgrpc import wire
+from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
+from actorgrpc.errors import ActorNotAvailable, ActorNotFound, BadRequest, CommandError
+from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
+from actorgrpc.v1 import supervisor_pb2
+
+if TYPE_CHECKING:
+    from actorgrpc.actor import Actor
+    from actorgrpc.futures import Settle
+    from actorgrpc.node import Node
+
+__all__ = ["LocalSupervisorClient", "Supervisor"]
+
+log = logging.getLogger("actorgrpc")
+_S = ACTOR_STATES
+
+
+class Supervisor:
+    """Registry of the tree, owned by the arbiter."""
+
+    def __init__(self, arbiter: Actor) -> None:
+        self.arbiter = arbiter
+        self.managed: dict[str, ActorProxyMonitor] = {}
+        self.terminated: dict[str, dict[str, Any]] = {}
+        self.names: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}
+        self._waiters: dict[str, Settle] = {}
+        self._ended: dict[str, asyncio.Event] = {}
+
+    # -- registration -------------------------------------------------------
+
+    def add(self, monitor: ActorProxyMonitor, token: str, waiter: Settle) -> None:
+        """Record an actor about to be spawned; ``waiter`` learns how its start went."""
+        if monitor.aid in self.managed or monitor.aid == self.arbiter.aid:
+            raise BadRequest(f"aid {monitor.aid!r} is taken")
+        if monitor.name:
+            self._check_name(monitor.name, monitor.aid)
+            self.names[monitor.name] = monitor.aid
+        self.managed[monitor.aid] = monitor
+        self._tokens[monitor.aid] = token
+        self._waiters[monitor.aid] = waiter
+        self._ended[monitor.aid] = asyncio.Event()
+
+    def _check_name(self, name: str, aid: str) -> None:
+        owner = self.names.get(name)
+        if (owner is not None and owner != aid) or name == self.arbiter.name:
+            raise BadRequest(f"the name {name!r} is taken by actor {owner or self.arbiter.aid}")
+
+    def handshake(self, request: supervisor_pb2.HandshakeRequest) -> supervisor_pb2.HandshakeResponse:
+        """A spawned actor announces its address."""
+        monitor = self.managed.get(request.aid)
+        if monitor is None or self._tokens.get(request.aid) != request.spawn_token:
+            raise ActorNotFound(f"no actor {request.aid!r} was spawned here")
+        try:
+            monitor.address = wire.parse_address(request.address)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        monitor.pid = request.pid
+        monitor.language = request.language or "python"
+        monitor.state = _S.STARTING
+        monitor.notified = time.time()
+        return supervisor_pb2.HandshakeResponse(
+            arbiter=wire.ref_from_proxy(self.arbiter.proxy), notify_period=MONITOR_TASK_PERIOD
+        )
+
+    def notify(self, request: supervisor_pb2.NotifyRequest) -> supervisor_pb2.NotifyResponse:
+        """An actor reports its state and info."""
+        monitor = self.managed.get(request.aid)
+        if monitor is None:
+            return supervisor_pb2.NotifyResponse(known=False)
+        monitor.notified = time.time()
+        monitor.state = request.state
+        if request.HasField("info"):
+            try:
+                monitor.info = wire.decode(request.info, allow_pickle=False)
+            except Exception as exc:
+                log.warning("actor %s sent unreadable info: %s", request.aid, exc)
+        if request.error:
+            monitor.info["error"] = {"error": request.error, "traceback": request.traceback}
+            type_name, _, message = request.error.partition(": ")
+            self._settle(request.aid, False, CommandError(type_name, message, request.traceback))
+        elif request.state == _S.RUN:
+            self._settle(request.aid, True, monitor.proxy)
+        return supervisor_pb2.NotifyResponse(known=True)
+
+    def _settle(self, aid: str, ok: bool, value: Any) -> None:
+        waiter = self._waiters.pop(aid, None)
+        if waiter is not None:
+            waiter(ok, value)
+
+    def actor_exited(self, aid: str, exitcode: int | None, how: str = "") -> None:
+        """An actor's process or thread has ended: keep its death record."""
+        monitor = self.managed.pop(aid, None)
+        if monitor is None:
+            return
+        if monitor.name and self.names.get(monitor.name) == aid:
+            del self.names[monitor.name]
+        self._tokens.pop(aid, None)
+        clean = exitcode == 0 and monitor.state in (_S.STOPPING, _S.CLOSE)
+        monitor.state = _S.CLOSE if clean else _S.TERMINATE
+        if not how:
+            how = "stopped" if clean else _describe_exit(exitcode)
+        error = monitor.info.get("error") if isinstance(monitor.info, dict) else None
+        record: dict[str, Any] = {
+            "aid": aid,
+            "name": monitor.name or "",
+            "kind": monitor.kind,
+            "pid": monitor.pid,
+            "state": monitor.state,
+            "info_state": ACTOR_STATES.DESCRIPTION[monitor.state],
+            "how": how,
+            "exitcode": exitcode,
+            "ended": time.time(),
+            "error": error,
+        }
+        self.terminated[aid] = record
+        monitor._mark_ended(record)
+        self._settle(aid, False, ActorNotAvailable(f"actor {aid} ended before it started: {how}"))
+        event = self._ended.pop(aid, None)
+        if event is not None:
+            event.set()
+        log.info("actor %s (%s) ended: %s", monitor.name or aid, monitor.kind, how)
+
+    async def wait_ended(self, aids: list[str], timeout: float) -> list[str]:
+        """Wait until those actors end; return those still alive after ``timeout``."""
+        events = [self._ended[a] for a in aids if a in self._ended]
+        if events:
+            waits = [asyncio.ensure_future(e.wait()) for e in events]
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            for w in pending:
+                w.cancel()
+        return [a for a in aids if a in self.managed]
+
+    # -- queries ------------------------------------------------------------
+
+    def lookup(self, target: str) -> ActorProxy | None:
+        """The actor with that aid or name (the arbiter included), or None."""
+        arbiter = self.arbiter
+        if target in (arbiter.aid, arbiter.name, "arbiter"):
+            return arbiter.proxy
+        monitor = self.managed.get(target) or self.managed.get(self.names.get(target, ""))
+        if monitor is None or monitor.state < _S.STARTING:
+            return None
+        return monitor.proxy
+
+    def lookup_ref(self, target: str) -> supervisor_pb2.LookupResponse:
+        """Lookup for the Supervisor service; raises ActorNotFound."""
+        proxy = self.lookup(target)
+        if proxy is None:
+            raise ActorNotFound(f"no actor {target!r} in this tree")
+        return supervisor_pb2.LookupResponse(ref=wire.ref_from_proxy(proxy))
+
+    def summary(self, monitor: ActorProxyMonitor, now: float) -> supervisor_pb2.ActorSummary:
+        """One actor as the arbiter last saw it."""
+        info = monitor.info if isinstance(monitor.info, dict) else {}
+        actor = info.get("actor", {})
+        system = info.get("system", {})
+        out = supervisor_pb2.ActorSummary(
+            ref=wire.ref_from_proxy(monitor.proxy),
+            kind=monitor.kind,
+            language=monitor.language,
+            pid=monitor.pid,
+            state=monitor.state,
+            info_state=ACTOR_STATES.DESCRIPTION.get(monitor.state, "unknown"),
+            uptime=float(actor.get("uptime", 0.0)),
+            memory_rss=int(system.get("memory_rss", 0)),
+            commands_handled=int(actor.get("commands_handled", 0)),
+            last_notified=round(now - monitor.notified, 3) if monitor.notified else 0.0,
+            supervisor=monitor.supervisor,
+        )
+        if info:
+            out.info.CopyFrom(wire.encode(info, allow_pickle=False))
+        return out
+
+    def tree_info(self) -> supervisor_pb2.InfoResponse:
+        """The arbiter and every live actor, plus death records."""
+        now = time.time()
+        arb_info = self.arbiter.info()
+        arb = self.arbiter
+        me = supervisor_pb2.ActorSummary(
+            ref=wire.ref_from_proxy(arb.proxy),
+            kind="arbiter",
+            language="python",
+            pid=arb_info["system"]["pid"],
+            state=arb.state,
+            info_state=arb.info_state,
+            uptime=arb_info["actor"]["uptime"],
+            memory_rss=arb_info["system"]["memory_rss"],
+            commands_handled=arb_info["actor"]["commands_handled"],
+        )
+        me.info.CopyFrom(wire.encode(arb_info, allow_pickle=False))
+        out = supervisor_pb2.InfoResponse(actors=[me])
+        for monitor in list(self.managed.values()):
+            out.actors.append(self.summary(monitor, now))
+        out.terminated.CopyFrom(wire.encode(dict(self.terminated), allow_pickle=False))
+        return out
+
+    def actors_info(self) -> list[dict[str, Any]]:
+        """Latest info of every live actor, for the arbiter's info()."""
+        out = []
+        for m in list(self.managed.values()):
+            out.append(
+                {
+                    "aid": m.aid,
+                    "name": m.name or "",
+                    "kind": m.kind,
+                    "language": m.language,
+                    "pid": m.pid,
+                    "address": wire.format_address(m.address),
+                    "state": m.state,
+                    "info_state": ACTOR_STATES.DESCRIPTION.get(m.state, "unknown"),
+                    "last_notified": m.notified,
+                    "info": m.info,
+                }
+            )
+        return out
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "ended without an exit code"
+    if exitcode < 0:
+        import signal
+
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+class LocalSupervisorClient:
+    """The supervisor as seen from a thread actor in the arbiter's process.
+
+    Calls hop onto the IO loop, where the supervisor lives, without gRPC.
+    """
+
+    def __init__(self, node: Node, supervisor: Supervisor) -> None:
+        self._node = node
+        self._sup = supervisor
+
+    async def _on_io(self, fn: Any, request: Any) -> Any:
+        async def call() -> Any:
+            return fn(request)
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), self._node.loop))
+
+    async def handshake(
+        self, request: supervisor_pb2.HandshakeRequest, timeout: float
+    ) -> supervisor_pb2.HandshakeResponse:
+        """Register with the arbiter."""
+        return await asyncio.wait_for(self._on_io(self._sup.handshake, request), timeout)
+
+    async def notify(
+        self, request: supervisor_pb2.NotifyRequest, timeout: float
+    ) -> supervisor_pb2.NotifyResponse:
+        """Report liveness, state and info."""
+        return await asyncio.wait_for(self._on_io(self._sup.notify, request), timeout)
+
+    async def lookup(self, target: str, timeout: float) -> ActorProxy | None:
+        """Find an actor by aid or name."""
+        return await asyncio.wait_for(self._on_io(self._sup.lookup, target), timeout)

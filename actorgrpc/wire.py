@@ -1,0 +1,185 @@
+"""Typed values: the one codec between Python objects and ``actorgrpc.v1.Value``.
+
+None, bool, int, float, str, bytes, list, tuple, dict with str keys and
+ActorProxy have typed forms that every language reads. Anything else is
+pickled, for Python peers only, when pickle is allowed; otherwise it is
+refused with an error naming the type.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from actorgrpc.errors import BadRequest, PermissionDenied
+from actorgrpc._typing import Address
+from actorgrpc.proxy import ActorProxy
+from actorgrpc.v1 import value_pb2
+
+__all__ = [
+    "decode",
+    "decode_kwargs",
+    "encode",
+    "encode_kwargs",
+    "format_address",
+    "parse_address",
+    "ref_from_proxy",
+    "proxy_from_ref",
+]
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_Value = value_pb2.Value
+
+
+def format_address(address: Address) -> str:
+    """``('127.0.0.1', 80)`` -> ``'127.0.0.1:80'`` (IPv6 hosts in brackets)."""
+    host, port = address
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def parse_address(text: str) -> Address:
+    """``'127.0.0.1:80'`` -> ``('127.0.0.1', 80)``; raises ValueError when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"not a host:port address: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def ref_from_proxy(proxy: ActorProxy) -> value_pb2.ActorRef:
+    """The wire form of an actor reference."""
+    return value_pb2.ActorRef(
+        aid=proxy.aid, name=proxy.name or "", address=format_address(proxy.address)
+    )
+
+
+def proxy_from_ref(ref: value_pb2.ActorRef) -> ActorProxy:
+    """An ActorProxy from its wire form."""
+    try:
+        address = parse_address(ref.address)
+    except ValueError as exc:
+        raise BadRequest(f"bad actor reference {ref.aid!r}: {exc}") from None
+    return ActorProxy(ref.aid, ref.name or None, address)
+
+
+def encode(value: Any, *, allow_pickle: bool = True) -> value_pb2.Value:
+    """Encode a Python value; raises BadRequest for a value with no form."""
+    out = _Value()
+    try:
+        _fill(out, value, allow_pickle)
+    except RecursionError:
+        raise BadRequest("value nested too deeply to encode") from None
+    return out
+
+
+def _fill(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
+    # Exact type checks first: the common cases stay fast and subclasses
+    # (IntEnum, str subclasses, namedtuples) keep their Python identity via pickle.
+    t = type(value)
+    if value is None:
+        out.null_value = 0
+    elif t is bool:
+        out.bool_value = value
+    elif t is int:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            out.int_value = value
+        else:
+            out.big_int_value = str(value)
+    elif t is float:
+        out.double_value = value
+    elif t is str:
+        out.string_value = value
+    elif t is bytes:
+        out.bytes_value = value
+    elif t is list or t is tuple:
+        lst = out.list_value
+        lst.SetInParent()
+        lst.tuple = t is tuple
+        for item in value:
+            _fill(lst.items.add(), item, allow_pickle)
+    elif t is dict and all(type(k) is str for k in value):
+        mp = out.map_value
+        mp.SetInParent()
+        for k, v in value.items():
+            entry = mp.entries.add()
+            entry.key = k
+            _fill(entry.value, v, allow_pickle)
+    elif isinstance(value, ActorProxy):
+        out.actor_value.CopyFrom(ref_from_proxy(value.proxy))
+    else:
+        _pickle_into(out, value, allow_pickle)
+
+
+def _pickle_into(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
+    name = f"{type(value).__module__}.{type(value).__qualname__}"
+    if not allow_pickle:
+        raise PermissionDenied(
+            f"cannot send a value of type {name}: it has no typed form and pickle is off"
+        )
+    try:
+        data = pickle.dumps(value, protocol=5)
+    except Exception as exc:
+        raise BadRequest(f"cannot send a value of type {name}: it cannot be pickled ({exc})") from None
+    out.pickled_value.data = data
+    out.pickled_value.type_name = name
+
+
+def decode(value: value_pb2.Value, *, allow_pickle: bool = True) -> Any:
+    """Decode a Value into a fresh Python object."""
+    try:
+        return _read(value, allow_pickle)
+    except RecursionError:
+        raise BadRequest("value nested too deeply to decode") from None
+
+
+def _read(value: value_pb2.Value, allow_pickle: bool) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "list_value":
+        items = [_read(v, allow_pickle) for v in value.list_value.items]
+        return tuple(items) if value.list_value.tuple else items
+    if kind == "map_value":
+        return {e.key: _read(e.value, allow_pickle) for e in value.map_value.entries}
+    if kind == "actor_value":
+        return proxy_from_ref(value.actor_value)
+    if kind == "big_int_value":
+        try:
+            return int(value.big_int_value)
+        except ValueError:
+            raise BadRequest(f"bad big integer {value.big_int_value[:40]!r}") from None
+    if kind == "pickled_value":
+        return _unpickle(value.pickled_value, allow_pickle)
+    return getattr(value, kind)
+
+
+def _unpickle(p: value_pb2.Pickled, allow_pickle: bool) -> Any:
+    if not allow_pickle:
+        raise PermissionDenied(
+            f"refused a pickled {p.type_name or 'value'}: pickle is off on this actor"
+        )
+    try:
+        return pickle.loads(p.data)
+    except Exception as exc:
+        raise BadRequest(f"cannot unpickle a {p.type_name or 'value'}: {exc!r}") from None
+
+
+def encode_kwargs(
+    kwargs: Mapping[str, Any], into: Iterable[Any] | Any, *, allow_pickle: bool = True
+) -> None:
+    """Append keyword arguments, in order, to a repeated MapEntry field."""
+    for key, val in kwargs.items():
+        entry = into.add()
+        entry.key = key
+        try:
+            _fill(entry.value, val, allow_pickle)
+        except RecursionError:
+            raise BadRequest("value nested too deeply to encode") from None
+
+
+def decode_kwargs(entries: Iterable[value_pb2.MapEntry], *, allow_pickle: bool = True) -> dict[str, Any]:
+    """Read a repeated MapEntry field back into a dict."""
+    return {e.key: decode(e.value, allow_pickle=allow_pickle) for e in entries}
