@@ -28,7 +28,7 @@ check-protos: protos
 	git diff --exit-code --stat -- generated/
 
 run: $(STAMP)
-	$(PY) -m actorgrpc.demo
+	$(PY) examples/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -21,7 +21,12 @@ from actorgrpc.concurrency import (
     check_spawn_params,
     in_actor_process,
 )
-from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES, DEFAULT_MAX_MESSAGE_SIZE
+from actorgrpc.consts import (
+    ACTOR_ACTION_TIMEOUT,
+    ACTOR_STATES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MONITOR_TASK_PERIOD,
+)
 from actorgrpc.errors import ActorError, ActorTimeout, BadRequest
 from actorgrpc.futures import new_future
 from actorgrpc.node import Node
@@ -125,6 +130,7 @@ class Arbiter(Actor):
         self._finished = threading.Event()
         self._error: BaseException | None = None
         self._sup_client = self.supervisor
+        self._watch: asyncio.TimerHandle | None = None
 
     def is_arbiter(self) -> bool:
         """True."""
@@ -209,8 +215,21 @@ class Arbiter(Actor):
         """The arbiter registers with nobody."""
 
     async def _notify(self, error: BaseException | None = None) -> None:
+        # The arbiter reports to nobody.
         if error is not None and self._error is None:
             self._error = error
+
+    def _schedule_periodic(self) -> None:
+        super()._schedule_periodic()
+        if self._watch is None:
+            self._watch_tree()
+
+    def _watch_tree(self) -> None:
+        # Actors with no process or thread to watch (external ones) are seen
+        # dead by missed notifies: look often so that it shows within 2 periods.
+        self.supervisor.check_liveness()
+        if not self.after_run() and self._loop is not None:
+            self._watch = self._loop.call_later(MONITOR_TASK_PERIOD / 10, self._watch_tree)
 
     async def _shutdown(self) -> None:
         if self._node.health is not None:

@@ -64,7 +64,9 @@ class Supervisor:
     def handshake(self, request: supervisor_pb2.HandshakeRequest) -> supervisor_pb2.HandshakeResponse:
         """A spawned actor announces its address."""
         monitor = self.managed.get(request.aid)
-        if monitor is None or self._tokens.get(request.aid) != request.spawn_token:
+        if monitor is None and request.kind == "external":
+            monitor = self._add_external(request)
+        elif monitor is None or self._tokens.get(request.aid) != request.spawn_token:
             raise ActorNotFound(f"no actor {request.aid!r} was spawned here")
         try:
             monitor.address = wire.parse_address(request.address)
@@ -77,6 +79,30 @@ class Supervisor:
         return supervisor_pb2.HandshakeResponse(
             arbiter=wire.ref_from_proxy(self.arbiter.proxy), notify_period=MONITOR_TASK_PERIOD
         )
+
+    def _add_external(self, request: supervisor_pb2.HandshakeRequest) -> ActorProxyMonitor:
+        """An actor that runs on its own (another language, another host) joins."""
+        aid = request.aid
+        if not aid or len(aid) > 128 or not aid.isprintable() or aid == self.arbiter.aid:
+            raise BadRequest(f"bad aid for an external actor: {aid!r}")
+        if aid in self.terminated:
+            raise BadRequest(f"aid {aid!r} belonged to an actor that ended; choose a new one")
+        try:
+            address = wire.parse_address(request.address)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        monitor = ActorProxyMonitor(
+            aid, request.name or None, address, None, "external", supervisor=self.arbiter.aid
+        )
+        self.add(monitor, request.spawn_token, lambda ok, value: None)
+        return monitor
+
+    def check_liveness(self) -> None:
+        """End actors no process or thread watches once they miss two notifies."""
+        limit = time.time() - 1.75 * MONITOR_TASK_PERIOD
+        for monitor in list(self.managed.values()):
+            if monitor.impl is None and monitor.notified and monitor.notified < limit:
+                self.actor_exited(monitor.aid, None, "missed its notifies: presumed dead")
 
     def notify(self, request: supervisor_pb2.NotifyRequest) -> supervisor_pb2.NotifyResponse:
         """An actor reports its state and info."""
@@ -96,6 +122,8 @@ class Supervisor:
             self._settle(request.aid, False, CommandError(type_name, message, request.traceback))
         elif request.state == _S.RUN:
             self._settle(request.aid, True, monitor.proxy)
+        elif request.state >= _S.CLOSE and monitor.impl is None:
+            self.actor_exited(request.aid, 0 if request.state == _S.CLOSE else None)
         return supervisor_pb2.NotifyResponse(known=True)
 
     def _settle(self, aid: str, ok: bool, value: Any) -> None:

@@ -9,7 +9,7 @@ refused with an error naming the type.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from actorgrpc.errors import BadRequest, PermissionDenied
@@ -101,12 +101,10 @@ def _fill(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
         for item in value:
             _fill(lst.items.add(), item, allow_pickle)
     elif t is dict and all(type(k) is str for k in value):
-        mp = out.map_value
-        mp.SetInParent()
+        fields = out.map_value.fields
+        out.map_value.SetInParent()
         for k, v in value.items():
-            entry = mp.entries.add()
-            entry.key = k
-            _fill(entry.value, v, allow_pickle)
+            _fill(fields[k], v, allow_pickle)
     elif isinstance(value, ActorProxy):
         out.actor_value.CopyFrom(ref_from_proxy(value.proxy))
     else:
@@ -143,7 +141,7 @@ def _read(value: value_pb2.Value, allow_pickle: bool) -> Any:
         items = [_read(v, allow_pickle) for v in value.list_value.items]
         return tuple(items) if value.list_value.tuple else items
     if kind == "map_value":
-        return {e.key: _read(e.value, allow_pickle) for e in value.map_value.entries}
+        return {k: _read(v, allow_pickle) for k, v in value.map_value.fields.items()}
     if kind == "actor_value":
         return proxy_from_ref(value.actor_value)
     if kind == "big_int_value":
@@ -167,19 +165,15 @@ def _unpickle(p: value_pb2.Pickled, allow_pickle: bool) -> Any:
         raise BadRequest(f"cannot unpickle a {p.type_name or 'value'}: {exc!r}") from None
 
 
-def encode_kwargs(
-    kwargs: Mapping[str, Any], into: Iterable[Any] | Any, *, allow_pickle: bool = True
-) -> None:
-    """Append keyword arguments, in order, to a repeated MapEntry field."""
+def encode_kwargs(kwargs: Mapping[str, Any], into: Any, *, allow_pickle: bool = True) -> None:
+    """Fill a ``map<string, Value>`` field with keyword arguments."""
     for key, val in kwargs.items():
-        entry = into.add()
-        entry.key = key
         try:
-            _fill(entry.value, val, allow_pickle)
+            _fill(into[key], val, allow_pickle)
         except RecursionError:
             raise BadRequest("value nested too deeply to encode") from None
 
 
-def decode_kwargs(entries: Iterable[value_pb2.MapEntry], *, allow_pickle: bool = True) -> dict[str, Any]:
-    """Read a repeated MapEntry field back into a dict."""
-    return {e.key: decode(e.value, allow_pickle=allow_pickle) for e in entries}
+def decode_kwargs(fields: Mapping[str, value_pb2.Value], *, allow_pickle: bool = True) -> dict[str, Any]:
+    """Read a ``map<string, Value>`` field back into a dict."""
+    return {k: decode(v, allow_pickle=allow_pickle) for k, v in fields.items()}

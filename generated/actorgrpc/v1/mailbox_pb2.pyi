@@ -42,6 +42,13 @@ ERROR_CODE_PERMISSION_DENIED: ErrorCode
 
 class Envelope(_message.Message):
     __slots__ = ("id", "kind", "sender", "target", "action", "args", "kwargs", "no_reply", "result", "error", "batch")
+    class KwargsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _value_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_value_pb2.Value, _Mapping]] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -59,12 +66,12 @@ class Envelope(_message.Message):
     target: str
     action: str
     args: _containers.RepeatedCompositeFieldContainer[_value_pb2.Value]
-    kwargs: _containers.RepeatedCompositeFieldContainer[_value_pb2.MapEntry]
+    kwargs: _containers.MessageMap[str, _value_pb2.Value]
     no_reply: bool
     result: _value_pb2.Value
     error: Error
     batch: _containers.RepeatedCompositeFieldContainer[Envelope]
-    def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[EnvelopeKind, str]] = ..., sender: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., target: _Optional[str] = ..., action: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_value_pb2.Value, _Mapping]]] = ..., kwargs: _Optional[_Iterable[_Union[_value_pb2.MapEntry, _Mapping]]] = ..., no_reply: _Optional[bool] = ..., result: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[EnvelopeKind, str]] = ..., sender: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., target: _Optional[str] = ..., action: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_value_pb2.Value, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, _value_pb2.Value]] = ..., no_reply: _Optional[bool] = ..., result: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "type", "message", "traceback")

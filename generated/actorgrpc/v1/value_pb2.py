@@ -24,25 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61\x63torgrpc/v1/value.proto\x12\x0c\x61\x63torgrpc.v1\"\x84\x03\n\x05Value\x12-\n\nnull_value\x18\x01 \x01(\x0e\x32\x17.actorgrpc.v1.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x16\n\x0c\x64ouble_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x06 \x01(\x0cH\x00\x12-\n\nlist_value\x18\x07 \x01(\x0b\x32\x17.actorgrpc.v1.ListValueH\x00\x12+\n\tmap_value\x18\x08 \x01(\x0b\x32\x16.actorgrpc.v1.MapValueH\x00\x12-\n\x0b\x61\x63tor_value\x18\t \x01(\x0b\x32\x16.actorgrpc.v1.ActorRefH\x00\x12.\n\rpickled_value\x18\n \x01(\x0b\x32\x15.actorgrpc.v1.PickledH\x00\x12\x17\n\rbig_int_value\x18\x0b \x01(\tH\x00\x42\x06\n\x04kind\">\n\tListValue\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.actorgrpc.v1.Value\x12\r\n\x05tuple\x18\x02 \x01(\x08\"3\n\x08MapValue\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.actorgrpc.v1.MapEntry\";\n\x08MapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.actorgrpc.v1.Value\"6\n\x08\x41\x63torRef\x12\x0b\n\x03\x61id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"*\n\x07Pickled\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\ttype_name\x18\x02 \x01(\t*\'\n\tNullValue\x12\x1a\n\x16NULL_VALUE_UNSPECIFIED\x10\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61\x63torgrpc/v1/value.proto\x12\x0c\x61\x63torgrpc.v1\"\x84\x03\n\x05Value\x12-\n\nnull_value\x18\x01 \x01(\x0e\x32\x17.actorgrpc.v1.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x12H\x00\x12\x16\n\x0c\x64ouble_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x06 \x01(\x0cH\x00\x12-\n\nlist_value\x18\x07 \x01(\x0b\x32\x17.actorgrpc.v1.ListValueH\x00\x12+\n\tmap_value\x18\x08 \x01(\x0b\x32\x16.actorgrpc.v1.MapValueH\x00\x12-\n\x0b\x61\x63tor_value\x18\t \x01(\x0b\x32\x16.actorgrpc.v1.ActorRefH\x00\x12.\n\rpickled_value\x18\n \x01(\x0b\x32\x15.actorgrpc.v1.PickledH\x00\x12\x17\n\rbig_int_value\x18\x0b \x01(\tH\x00\x42\x06\n\x04kind\">\n\tListValue\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.actorgrpc.v1.Value\x12\r\n\x05tuple\x18\x02 \x01(\x08\"\x82\x01\n\x08MapValue\x12\x32\n\x06\x66ields\x18\x01 \x03(\x0b\x32\".actorgrpc.v1.MapValue.FieldsEntry\x1a\x42\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.actorgrpc.v1.Value:\x02\x38\x01\"6\n\x08\x41\x63torRef\x12\x0b\n\x03\x61id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"*\n\x07Pickled\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\ttype_name\x18\x02 \x01(\t*\'\n\tNullValue\x12\x1a\n\x16NULL_VALUE_UNSPECIFIED\x10\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'actorgrpc.v1.value_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NULLVALUE']._serialized_start=711
-  _globals['_NULLVALUE']._serialized_end=750
+  _globals['_MAPVALUE_FIELDSENTRY']._loaded_options = None
+  _globals['_MAPVALUE_FIELDSENTRY']._serialized_options = b'8\001'
+  _globals['_NULLVALUE']._serialized_start=730
+  _globals['_NULLVALUE']._serialized_end=769
   _globals['_VALUE']._serialized_start=43
   _globals['_VALUE']._serialized_end=431
   _globals['_LISTVALUE']._serialized_start=433
   _globals['_LISTVALUE']._serialized_end=495
-  _globals['_MAPVALUE']._serialized_start=497
-  _globals['_MAPVALUE']._serialized_end=548
-  _globals['_MAPENTRY']._serialized_start=550
-  _globals['_MAPENTRY']._serialized_end=609
-  _globals['_ACTORREF']._serialized_start=611
-  _globals['_ACTORREF']._serialized_end=665
-  _globals['_PICKLED']._serialized_start=667
-  _globals['_PICKLED']._serialized_end=709
+  _globals['_MAPVALUE']._serialized_start=498
+  _globals['_MAPVALUE']._serialized_end=628
+  _globals['_MAPVALUE_FIELDSENTRY']._serialized_start=562
+  _globals['_MAPVALUE_FIELDSENTRY']._serialized_end=628
+  _globals['_ACTORREF']._serialized_start=630
+  _globals['_ACTORREF']._serialized_end=684
+  _globals['_PICKLED']._serialized_start=686
+  _globals['_PICKLED']._serialized_end=728
 # @@protoc_insertion_point(module_scope)

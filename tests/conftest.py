@@ -1,0 +1,65 @@
+"""Fixtures shared by the suite: a live arbiter per test, and a leak check."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+from actorgrpc import Arbiter, arbiter
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def actor_processes() -> list[psutil.Process]:
+    """Processes of this test run that are actors (not multiprocessing's helpers)."""
+    me = psutil.Process(os.getpid())
+    out = []
+    for child in me.children(recursive=True):
+        try:
+            if child.ppid() == me.pid:
+                cmdline = " ".join(child.cmdline())
+                if "forkserver" in cmdline or "resource_tracker" in cmdline:
+                    continue
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            out.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+@pytest.fixture
+def arb() -> Iterator[Arbiter]:
+    """A running arbiter on a free loopback port, stopped after the test."""
+    a = arbiter()
+    assert a is not None
+    with a:
+        yield a
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Every test must leave no actor process running."""
+    yield
+    try:
+        wait_until(lambda: not actor_processes(), timeout=15, what="actor processes to exit")
+    except AssertionError:
+        left = [(p.pid, " ".join(p.cmdline())[:80]) for p in actor_processes()]
+        for p in actor_processes():
+            p.kill()
+        raise AssertionError(f"processes left behind: {left}") from None
