@@ -323,6 +323,8 @@ class Actor:
             self._schedule_periodic()
             await self._stop_requested.wait()
             self.state = ACTOR_STATES.STOPPING
+            if self._node.main_actor is self and self._node.health is not None:
+                await self._node.health.enter_graceful_shutdown()
             if self.next_periodic_task is not None:
                 self.next_periodic_task.cancel()
             await self._shutdown()
@@ -401,6 +403,10 @@ class Actor:
 
     def _supervisor_unreachable(self, exc: BaseException) -> None:
         log.warning("actor %s: notify failed: %s", self.aid, exc)
+
+    def _worker_ended(self, aid: str, record: dict[str, Any]) -> int:
+        """An actor this one supervises ended; return how often its pool restarted."""
+        return 0
 
     def _on_notify(self, caller: ActorProxy | None, info: dict[str, Any]) -> None:
         """The ``notify`` command; only supervisors record anything."""

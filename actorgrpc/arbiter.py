@@ -31,7 +31,8 @@ from actorgrpc.errors import ActorError, ActorTimeout, BadRequest
 from actorgrpc.futures import new_future
 from actorgrpc.node import Node
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
-from actorgrpc.supervisor import Supervisor
+from actorgrpc.monitor import Monitor, MonitorConcurrency
+from actorgrpc.supervisor import LocalSupervisorClient, Supervisor
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -119,9 +120,13 @@ class Arbiter(Actor):
             params=params,
         )
         self.supervisor = Supervisor(self)
-        self.managed_actors = self.supervisor.managed
+        #: Actors the arbiter spawned itself (monitors' workers are the monitors').
+        self.managed_actors = {}
+        #: Death records of every actor of the tree that ended.
         self.terminated_actors = self.supervisor.terminated
-        self.monitors = {}
+        #: Monitors by name.
+        self.monitors: dict[str, Monitor] = {}
+        #: Names of the tree's actors, mapped to their aids.
         self.registered = self.supervisor.names
         self.start_method = start_method
         self.log_level = log_level
@@ -196,6 +201,8 @@ class Arbiter(Actor):
             return
         node.arbiter_address = node.address
         node.resolver = self.supervisor.lookup
+        node.obituary = self.supervisor.obituary
+        node.on_connection_lost = self.supervisor.address_lost
         node.main_actor = self
         loop = asyncio.get_running_loop()
         if foreground:
@@ -238,6 +245,8 @@ class Arbiter(Actor):
             await self._call_hook("stopping")
         except Exception:
             log.exception("arbiter: stopping hook failed")
+        for monitor in self.monitors.values():
+            monitor.restarting = False
         await self._stop_actors(list(self.supervisor.managed))
         self.state = ACTOR_STATES.CLOSE
 
@@ -273,6 +282,7 @@ class Arbiter(Actor):
         kind = params.pop("concurrency")
         actor_class = params.pop("actor_class", Actor)
         timeout = float(params.pop("timeout", SPAWN_TIMEOUT))
+        owner = params.pop("_supervisor", self.aid)
         hooks = {h: params.pop(h) for h in ("start", "stopping", "periodic_task") if params.get(h)}
         for h in ("start", "stopping", "periodic_task"):
             params.pop(h, None)
@@ -286,7 +296,7 @@ class Arbiter(Actor):
             params=params,
             arbiter_address=node.address,
             spawn_token=secrets.token_hex(16),
-            supervisor=self.aid,
+            supervisor=owner,
             allow_pickle=node.allow_pickle,
             max_message_size=node.max_message_size,
             host=node.host,
@@ -298,7 +308,7 @@ class Arbiter(Actor):
             impl = ProcessConcurrency(spec, self.start_method)
         else:
             impl = ThreadConcurrency(spec, node, self.supervisor)
-        monitor = ActorProxyMonitor(aid, name, node.address, impl, kind, supervisor=self.aid)
+        monitor = ActorProxyMonitor(aid, name, node.address, impl, kind, supervisor=owner)
         loop = asyncio.get_running_loop()
         started: asyncio.Future[ActorProxy] = loop.create_future()
 
@@ -323,6 +333,53 @@ class Arbiter(Actor):
         except TimeoutError:
             impl.terminate()
             raise ActorTimeout(f"actor {aid} did not start within {timeout}s") from None
+
+    # -- monitors -----------------------------------------------------------------
+
+    def add_monitor(self, name: str, **params: Any) -> Monitor:
+        """Add a monitor keeping a pool of workers; returns the Monitor (running).
+
+        Parameters: ``num_workers`` (1), ``max_restarts`` (10) and
+        ``restart_window`` (60 s); the rest are the workers' spawn parameters
+        (``concurrency``, hooks, ``actor_class``, params). ``monitor.wait_ready(t)``
+        waits until the pool is full.
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"add_monitor: name must be a non-empty str, not {name!r}")
+        monitor = Monitor(arbiter=self, name=name, **params)
+        node = self._node
+        if not self._ready.is_set() or self._finished.is_set():
+            raise RuntimeError("the arbiter is not running: use `with arbiter():` or arbiter().start()")
+        if node.in_io_thread():
+            self._start_monitor(monitor)
+        else:
+
+            async def start() -> None:
+                self._start_monitor(monitor)
+
+            asyncio.run_coroutine_threadsafe(start(), node.loop).result(ACTOR_ACTION_TIMEOUT)
+        return monitor
+
+    def _start_monitor(self, monitor: Monitor) -> None:
+        if self.after_run():
+            raise ActorError("the arbiter is stopping: no new monitors")
+        node = self._node
+        impl = MonitorConcurrency(monitor, node.loop)
+        token = secrets.token_hex(16)
+        entry = ActorProxyMonitor(monitor.aid, monitor.name, node.address, impl, "monitor", self.aid)
+        self.supervisor.add(entry, token, lambda ok, value: None)
+        monitor._spawn_token = token
+        monitor._sup_client = LocalSupervisorClient(node, self.supervisor)
+        self.supervisor.owners[monitor.aid] = monitor
+        self.monitors[monitor.name or monitor.aid] = monitor
+
+        def ended(code: int | None, how: str) -> None:
+            self.supervisor.actor_exited(monitor.aid, code, how)
+            self.supervisor.owners.pop(monitor.aid, None)
+            self.monitors.pop(monitor.name or monitor.aid, None)
+
+        impl.watch(node.loop, ended)
+        impl.start()
 
     # -- stopping ---------------------------------------------------------------
 
@@ -375,7 +432,9 @@ class Arbiter(Actor):
         """The arbiter's info, with every live actor's latest info and the dead."""
         out = super().info()
         out["actors"] = self.supervisor.actors_info()
-        out["monitors"] = {}
+        out["monitors"] = {
+            name: {"aid": m.aid, **m.pool_info()} for name, m in self.monitors.items()
+        }
         out["terminated"] = dict(self.supervisor.terminated)
         return out
 

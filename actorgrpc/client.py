@@ -91,9 +91,11 @@ class Connection:
         self._broken(reason)
 
     def _broken(self, reason: str) -> None:
+        if self.closed:
+            return
         self.closed = True
         self._outbox.close()
-        self._node.drop_connection(self)
+        self._node.drop_connection(self, broken=True)
         for request_id in list(self._pending):
             self._fail(request_id, reason)
         if not self._reader.done():

@@ -22,7 +22,7 @@ from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc.actor import Actor, new_aid
-from actorgrpc.consts import ACTOR_ACTION_TIMEOUT
+from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES
 
 if TYPE_CHECKING:
     from actorgrpc._typing import Address, Hook
@@ -314,6 +314,12 @@ async def _process_actor(spec: ActorSpec) -> int:
         loop.add_reader(parent.sentinel, orphaned)
     try:
         await actor._run()
+    except Exception as exc:
+        # Tell the supervisor why, so that the death record has a reason.
+        log.exception("actor %s failed", spec.aid)
+        actor.state = ACTOR_STATES.TERMINATE
+        actor.exit_code = 1
+        await actor._notify(error=exc)
     finally:
         await node.close(grace=0.5)
     return actor.exit_code or 0

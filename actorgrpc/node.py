@@ -85,6 +85,10 @@ class Node:
         self.main_actor: Actor | None = None
         #: Resolves an aid or name to a proxy (set in the arbiter's process).
         self.resolver: Callable[[str], ActorProxy | None] | None = None
+        #: Says how an ended actor ended, for errors (set in the arbiter's process).
+        self.obituary: Callable[[str], str | None] = lambda target: None
+        #: Told the address of every mailbox stream that breaks.
+        self.on_connection_lost: Callable[[str], None] = lambda address: None
         self.health: Any = None
         self._server: Any = None
         self._ids = itertools.count(1)
@@ -252,13 +256,19 @@ class Node:
         elif self.resolver is not None:
             proxy = self.resolver(dest)
             if proxy is None or proxy.address == self.address:
-                reply(make_error_reply(env.id, ActorNotFound(f"no actor {dest!r} in this tree")))
+                reply(make_error_reply(env.id, self._missing(dest)))
             else:
                 self.send_remote(wire.format_address(proxy.address), env, on_reply)
         elif self.arbiter_address is not None:
             self.send_remote(wire.format_address(self.arbiter_address), env, on_reply)
         else:
             reply(make_error_reply(env.id, ActorNotFound(f"no actor {dest!r} here")))
+
+    def _missing(self, target: str) -> ActorError:
+        ended = self.obituary(target)
+        if ended is not None:
+            return ActorNotAvailable(ended)
+        return ActorNotFound(f"no actor {target!r} in this tree")
 
     def deliver(self, actor: Actor, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
         """Hand ``env`` to a local actor, on its own loop."""
@@ -274,17 +284,23 @@ class Node:
         self, address: str, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
     ) -> None:
         """Send over the mailbox stream to ``address`` (opened on first use)."""
+        self.connection(address).send(env, on_reply)
+
+    def connection(self, address: str) -> Connection:
+        """The mailbox stream to ``address``, opened if needed (IO loop only)."""
         from actorgrpc.client import Connection
 
         conn = self._connections.get(address)
         if conn is None or conn.closed:
             conn = self._connections[address] = Connection(self, address)
-        conn.send(env, on_reply)
+        return conn
 
-    def drop_connection(self, conn: Connection) -> None:
-        """Forget a broken connection; the next send opens a new one."""
+    def drop_connection(self, conn: Connection, broken: bool = False) -> None:
+        """Forget a closed connection; the next send opens a new one."""
         if self._connections.get(conn.address) is conn:
             del self._connections[conn.address]
+        if broken:
+            self.on_connection_lost(conn.address)
 
     # -- receiving (IO loop) ----------------------------------------------
 

@@ -28,6 +28,8 @@ __all__ = ["LocalSupervisorClient", "Supervisor"]
 
 log = logging.getLogger("actorgrpc")
 _S = ACTOR_STATES
+#: Death records kept (the oldest go first).
+MAX_DEATH_RECORDS = 1000
 
 
 class Supervisor:
@@ -41,6 +43,9 @@ class Supervisor:
         self._tokens: dict[str, str] = {}
         self._waiters: dict[str, Settle] = {}
         self._ended: dict[str, asyncio.Event] = {}
+        #: Supervising actors (the arbiter, monitors) by aid: each keeps its
+        #: own ``managed_actors`` and ``terminated_actors``.
+        self.owners: dict[str, Actor] = {arbiter.aid: arbiter}
 
     # -- registration -------------------------------------------------------
 
@@ -52,6 +57,9 @@ class Supervisor:
             self._check_name(monitor.name, monitor.aid)
             self.names[monitor.name] = monitor.aid
         self.managed[monitor.aid] = monitor
+        owner = self.owners.get(monitor.supervisor)
+        if owner is not None and owner.managed_actors is not None:
+            owner.managed_actors[monitor.aid] = monitor
         self._tokens[monitor.aid] = token
         self._waiters[monitor.aid] = waiter
         self._ended[monitor.aid] = asyncio.Event()
@@ -75,6 +83,11 @@ class Supervisor:
         monitor.pid = request.pid
         monitor.language = request.language or "python"
         monitor.state = _S.STARTING
+        node = self.arbiter._node
+        if monitor.address != node.address:
+            # The stream opens now: it carries the arbiter's requests, and its
+            # breaking is the first sign of death for actors with no process here.
+            monitor.mailbox = node.connection(request.address)
         monitor.notified = time.time()
         return supervisor_pb2.HandshakeResponse(
             arbiter=wire.ref_from_proxy(self.arbiter.proxy), notify_period=MONITOR_TASK_PERIOD
@@ -156,7 +169,14 @@ class Supervisor:
             "ended": time.time(),
             "error": error,
         }
+        owner = self.owners.get(monitor.supervisor)
+        if owner is not None:
+            if owner.managed_actors is not None:
+                owner.managed_actors.pop(aid, None)
+            record["pool_restarts"] = owner._worker_ended(aid, record)
         self.terminated[aid] = record
+        while len(self.terminated) > MAX_DEATH_RECORDS:
+            del self.terminated[next(iter(self.terminated))]
         monitor._mark_ended(record)
         self._settle(aid, False, ActorNotAvailable(f"actor {aid} ended before it started: {how}"))
         event = self._ended.pop(aid, None)
@@ -185,6 +205,24 @@ class Supervisor:
         if monitor is None or monitor.state < _S.STARTING:
             return None
         return monitor.proxy
+
+    def obituary(self, target: str) -> str | None:
+        """How the ended actor with that aid (or last with that name) ended, or None."""
+        record = self.terminated.get(target)
+        if record is None:
+            for rec in reversed(self.terminated.values()):
+                if rec["name"] == target:
+                    record = rec
+                    break
+        if record is None:
+            return None
+        return f"actor {record['name'] or record['aid']} ended: {record['how']}"
+
+    def address_lost(self, address: str) -> None:
+        """The mailbox stream to ``address`` broke: actors nobody else watches there ended."""
+        for monitor in list(self.managed.values()):
+            if monitor.impl is None and wire.format_address(monitor.address) == address:
+                self.actor_exited(monitor.aid, None, "its mailbox stream broke: presumed dead")
 
     def lookup_ref(self, target: str) -> supervisor_pb2.LookupResponse:
         """Lookup for the Supervisor service; raises ActorNotFound."""

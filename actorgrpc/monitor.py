@@ -1,0 +1,215 @@
+"""Monitors: actors in the arbiter's process that keep a pool of workers alive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from actorgrpc.actor import Actor, new_aid
+from actorgrpc.concurrency import check_spawn_params
+
+if TYPE_CHECKING:
+    from actorgrpc.arbiter import Arbiter
+    from actorgrpc.concurrency import OnExit
+
+__all__ = ["Monitor", "MonitorConcurrency"]
+
+log = logging.getLogger("actorgrpc")
+
+
+class Monitor(Actor):
+    """Keeps ``num_workers`` workers running, restarting those that die.
+
+    Made by ``arb.add_monitor(name, ...)``; it lives on the arbiter's IO loop
+    and answers commands under its name (``send('workers', 'info')``). A dead
+    worker is replaced by a fresh one (a new aid, the same hooks and params)
+    until more than ``max_restarts`` restarts happen within ``restart_window``
+    seconds: then the monitor stops restarting and says so in its info.
+    """
+
+    def __init__(
+        self,
+        *,
+        arbiter: Arbiter,
+        name: str,
+        num_workers: int = 1,
+        max_restarts: int = 10,
+        restart_window: float = 60.0,
+        **worker_params: Any,
+    ) -> None:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"add_monitor: num_workers must be an int >= 0, not {num_workers!r}")
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"add_monitor: max_restarts must be an int >= 0, not {max_restarts!r}")
+        if isinstance(restart_window, bool) or not isinstance(restart_window, int | float) or restart_window <= 0:
+            raise ValueError(f"add_monitor: restart_window must be > 0 seconds, not {restart_window!r}")
+        for key in ("aid", "name"):
+            if key in worker_params:
+                raise TypeError(f"add_monitor: workers get fresh aids and no names; drop {key!r}")
+        # Validate the worker parameters now, where the mistake was made.
+        check_spawn_params(worker_params)
+        super().__init__(
+            aid=new_aid(), name=name, node=arbiter._node, kind="monitor", supervisor=arbiter.aid
+        )
+        self.num_workers = num_workers
+        self.max_restarts = max_restarts
+        self.restart_window = float(restart_window)
+        self.worker_params = worker_params
+        self.managed_actors = {}
+        self.terminated_actors = {}
+        #: False once the restart budget is spent.
+        self.restarting = True
+        self.restarts = 0
+        self._arbiter = arbiter
+        self._recent: deque[float] = deque()
+        self._spawning = 0
+        self._pool_full = threading.Event()
+
+    def is_monitor(self) -> bool:
+        """True."""
+        return True
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the pool first reaches ``num_workers``; False on timeout."""
+        return self._pool_full.wait(timeout)
+
+    # -- the pool -----------------------------------------------------------------
+
+    async def _call_hook(self, name: str) -> None:
+        await super()._call_hook(name)
+        if name == "start":
+            self._maintain()
+        elif name == "periodic_task":
+            self._maintain()
+
+    def _maintain(self) -> None:
+        """Spawn what the pool lacks."""
+        if self.after_run() or not self.restarting or self._arbiter.after_run():
+            return
+        missing = self.num_workers - len(self.managed_actors) - self._spawning
+        for _ in range(missing):
+            self._spawning += 1
+            task = asyncio.ensure_future(self._spawn_worker())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._check_full()
+
+    def _check_full(self) -> None:
+        if len(self.managed_actors) >= self.num_workers and not self._spawning:
+            self._pool_full.set()
+
+    async def _spawn_worker(self) -> None:
+        try:
+            await self._arbiter._spawn_here(**self.worker_params, _supervisor=self.aid)
+        except Exception as exc:
+            log.error("monitor %s: a worker failed to start: %s", self.name, exc)
+            self.extra["last_spawn_error"] = f"{type(exc).__name__}: {exc}"
+            self._spawning -= 1
+            if self._count_restart():
+                self._maintain()
+            return
+        self._spawning -= 1
+        self._check_full()
+
+    def _count_restart(self) -> bool:
+        """Count a restart; False (and no more restarts) when the budget is spent."""
+        now = time.monotonic()
+        recent = self._recent
+        recent.append(now)
+        while recent and recent[0] < now - self.restart_window:
+            recent.popleft()
+        if len(recent) > self.max_restarts:
+            self.restarting = False
+            message = (
+                f"{len(recent)} restarts within {self.restart_window:g}s "
+                f"(max_restarts={self.max_restarts}): no more restarts"
+            )
+            self.extra["restarting"] = message
+            log.error("monitor %s: %s", self.name, message)
+            return False
+        self.restarts += 1
+        return True
+
+    def _worker_ended(self, aid: str, record: dict[str, Any]) -> int:
+        """A worker ended: replace it (unless stopping or out of restarts)."""
+        self.terminated_actors[aid] = record  # type: ignore[index]
+        if not self.after_run() and not self._arbiter.after_run() and self.restarting:
+            if self._count_restart():
+                loop = self._loop
+                if loop is not None:
+                    loop.call_soon(self._maintain)
+        return self.restarts
+
+    # -- info ---------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """The monitor's info, with its pool."""
+        out = super().info()
+        out["pool"] = self.pool_info()
+        return out
+
+    def pool_info(self) -> dict[str, Any]:
+        """The pool: size wanted, workers alive, restarts, whether it still restarts."""
+        return {
+            "num_workers": self.num_workers,
+            "workers": sorted(self.managed_actors or {}),
+            "concurrency": self.worker_params.get("concurrency", "process"),
+            "restarts": self.restarts,
+            "max_restarts": self.max_restarts,
+            "restart_window": self.restart_window,
+            "restarting": self.restarting,
+        }
+
+
+class MonitorConcurrency:
+    """Runs a monitor as a task on the arbiter's IO loop."""
+
+    def __init__(self, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> None:
+        self.monitor = monitor
+        self.pid = 0
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+        self._done = threading.Event()
+        self._on_exit: OnExit | None = None
+
+    def start(self) -> None:
+        """Start the monitor's life on the IO loop (call it there)."""
+        if self._task is None:
+            self._task = self._loop.create_task(self._main())
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None:
+        """Call ``on_exit(code, how)`` when the monitor ends."""
+        self._on_exit = on_exit
+
+    async def _main(self) -> None:
+        code, how = 0, ""
+        try:
+            await self.monitor._run()
+        except asyncio.CancelledError:
+            code, how = None, "terminated: cut off after it did not stop in time"
+        except Exception as exc:
+            log.exception("monitor %s failed", self.monitor.name)
+            code, how = 1, f"failed: {exc!r}"
+        finally:
+            self._done.set()
+            if self._on_exit is not None:
+                self._on_exit(code, how)
+
+    def is_alive(self) -> bool:
+        """True while the monitor runs."""
+        return self._task is not None and not self._done.is_set()
+
+    def terminate(self) -> None:
+        """Cut the monitor off."""
+        if self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+    kill = terminate
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the monitor to end; True if it has."""
+        return self._done.wait(timeout)
