@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from actorgrpc import wire
 from actorgrpc.commands import Request, find_command, get_command
 from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
+from actorgrpc.errors import ActorNotAvailable
 from actorgrpc.mailbox import make_error_reply, make_reply
 from actorgrpc.proxy import ActorProxy
 from actorgrpc.system import system_info
@@ -105,6 +107,10 @@ class Actor:
         self._ref = value_pb2.ActorRef(aid=aid, name=name or "")
         self._sup_client: Any = None
         self._spawn_token = ""
+        # Requests handed to this actor from other threads and not yet
+        # answered: failed, not lost, if the actor ends first.
+        self._inflight: dict[int, tuple[int, ReplyCallback]] = {}
+        self._keys = itertools.count()
         self.exit_code: int | None = None
 
     # -- attributes -------------------------------------------------------
@@ -229,6 +235,23 @@ class Actor:
             task.add_done_callback(lambda t: self._finish(t, env.id, reply))
         else:
             reply(make_reply(env.id, result, allow_pickle=allow))
+
+    def _track(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> ReplyCallback:
+        """Wrap ``reply`` so that the request fails if this actor ends first (thread-safe)."""
+        key = next(self._keys)
+        self._inflight[key] = (env.id, reply)
+
+        def answer(out: mailbox_pb2.Envelope) -> None:
+            if self._inflight.pop(key, None) is not None:
+                reply(out)
+
+        return answer
+
+    def _fail_inflight(self, reason: str) -> None:
+        for key in list(self._inflight):
+            item = self._inflight.pop(key, None)
+            if item is not None:
+                item[1](make_error_reply(item[0], ActorNotAvailable(f"actor {self.aid} {reason}")))
 
     def _finish(self, task: asyncio.Task[Any], request_id: int, reply: ReplyCallback) -> None:
         self._tasks.discard(task)

@@ -410,14 +410,13 @@ class Arbiter(Actor):
             for aid in alive:
                 managed[aid].terminate()
             alive = await self.supervisor.wait_ended(alive, 1.0)
+        processes = [aid for aid in alive if managed[aid].kind == "process"]
+        for aid in processes:
+            managed[aid].impl.kill()  # type: ignore[union-attr]
+        if processes:
+            alive = await self.supervisor.wait_ended(alive, 2.0)
         for aid in alive:
-            impl = managed[aid].impl
-            kill = getattr(impl, "kill", None)
-            if kill is not None:
-                kill()
-        alive = await self.supervisor.wait_ended(alive, 2.0)
-        for aid in alive:
-            self.supervisor.actor_exited(aid, None, "terminated: did not stop in time")
+            self.supervisor.actor_exited(aid, None, "terminated: cut off after it did not stop in time")
 
     # -- info ---------------------------------------------------------------------
 

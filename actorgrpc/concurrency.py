@@ -189,10 +189,11 @@ class ThreadConcurrency:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_exit: OnExit | None = None
+        self._actor: Actor | None = None
         self._cut_off = False
 
     def start(self) -> None:
-        """Start the thread."""
+        """Start the thread, where the actor is made and runs."""
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._main, name=f"actorgrpc-{self.spec.name or self.spec.aid}", daemon=True
@@ -206,7 +207,7 @@ class ThreadConcurrency:
     def _main(self) -> None:
         from actorgrpc.supervisor import LocalSupervisorClient
 
-        actor = self.spec.make_actor(self._node)
+        actor = self._actor = self.spec.make_actor(self._node)
         actor._sup_client = LocalSupervisorClient(self._node, self._supervisor)
         loop = self._loop = asyncio.new_event_loop()
         code: int | None = None
@@ -222,6 +223,7 @@ class ThreadConcurrency:
         finally:
             self._node.unregister(actor)
             _close_loop(loop)
+            actor._fail_inflight("stopped before it replied")
             if self._on_exit is not None:
                 on_exit = self._on_exit
                 try:
@@ -235,9 +237,13 @@ class ThreadConcurrency:
 
     def terminate(self) -> None:
         """Cut the actor off: stop its loop wherever it is."""
-        loop = self._loop
+        loop, actor = self._loop, self._actor
         if loop is not None and self.is_alive():
             self._cut_off = True
+            if actor is not None:
+                # Nothing more reaches it, and nobody waits on it.
+                self._node.unregister(actor)
+                actor._fail_inflight("was cut off")
             try:
                 loop.call_soon_threadsafe(loop.stop)
             except RuntimeError:
@@ -289,6 +295,7 @@ def process_main(spec: ActorSpec) -> None:
 
 async def _process_actor(spec: ActorSpec) -> int:
     from actorgrpc.node import Node
+    from actorgrpc.supervisor import TERMINATED_EXIT_CODE
 
     node = Node(
         host=spec.host,
@@ -301,7 +308,8 @@ async def _process_actor(spec: ActorSpec) -> int:
     actor._sup_client = node.supervisor_client()
     node.main_actor = actor
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, actor.stop)
+    # SIGTERM (terminate()) still stops gracefully, but the exit code says who asked.
+    loop.add_signal_handler(signal.SIGTERM, actor.stop, None, TERMINATED_EXIT_CODE)
     parent = multiprocessing.parent_process()
     if parent is not None and parent.sentinel is not None:
 

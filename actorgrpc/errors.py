@@ -87,7 +87,7 @@ class CommandError(ActorError):
         self.remote_traceback = remote_traceback
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_command_error, (self.remote_type, self.remote_message, self.remote_traceback))
+        return (remote_error, (self.remote_type, self.remote_message, self.remote_traceback))
 
 
 _BY_CODE: dict[int, type[ActorError]] = {
@@ -105,8 +105,8 @@ _BY_CODE: dict[int, type[ActorError]] = {
 _MIXED: dict[type[BaseException], type[CommandError]] = {}
 
 
-def _command_error(type_name: str, message: str, tb: str = "") -> CommandError:
-    """Build a CommandError that is also the built-in type it stands for, if any."""
+def remote_error(type_name: str, message: str, tb: str = "") -> CommandError:
+    """A CommandError for a remote exception; also an instance of its built-in type, if any."""
     base = getattr(builtins, type_name, None)
     cls: type[CommandError] = CommandError
     if isinstance(base, type) and issubclass(base, Exception) and base is not Exception:
@@ -151,4 +151,4 @@ def error_from_pb(error: mailbox_pb2.Error) -> ActorError:
     cls = _BY_CODE.get(error.code)
     if cls is not None:
         return cls(error.message)
-    return _command_error(error.type, error.message, error.traceback)
+    return remote_error(error.type, error.message, error.traceback)

@@ -272,13 +272,15 @@ class Node:
 
     def deliver(self, actor: Actor, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
         """Hand ``env`` to a local actor, on its own loop."""
-        if actor.loop is self.loop:
+        loop = actor.loop
+        if loop is self.loop:
             actor._receive(env, reply)
             return
+        tracked = actor._track(env, reply)
         try:
-            actor.loop.call_soon_threadsafe(actor._receive, env, reply)
+            loop.call_soon_threadsafe(actor._receive, env, tracked)  # type: ignore[union-attr]
         except (RuntimeError, AttributeError):
-            reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
+            actor._fail_inflight("is not running")
 
     def send_remote(
         self, address: str, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None

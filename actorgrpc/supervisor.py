@@ -9,13 +9,14 @@ here is thread-safe, and nothing here imports grpc.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc import wire
 from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.errors import ActorNotAvailable, ActorNotFound, BadRequest, CommandError
+from actorgrpc.errors import ActorNotAvailable, ActorNotFound, BadRequest, remote_error
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
 from actorgrpc.v1 import supervisor_pb2
 
@@ -28,6 +29,8 @@ __all__ = ["LocalSupervisorClient", "Supervisor"]
 
 log = logging.getLogger("actorgrpc")
 _S = ACTOR_STATES
+#: Exit code of a process actor that stopped because it was sent SIGTERM.
+TERMINATED_EXIT_CODE = 128 + 15
 #: Death records kept (the oldest go first).
 MAX_DEATH_RECORDS = 1000
 
@@ -132,7 +135,7 @@ class Supervisor:
         if request.error:
             monitor.info["error"] = {"error": request.error, "traceback": request.traceback}
             type_name, _, message = request.error.partition(": ")
-            self._settle(request.aid, False, CommandError(type_name, message, request.traceback))
+            self._settle(request.aid, False, remote_error(type_name, message, request.traceback))
         elif request.state == _S.RUN:
             self._settle(request.aid, True, monitor.proxy)
         elif request.state >= _S.CLOSE and monitor.impl is None:
@@ -300,6 +303,8 @@ class Supervisor:
 def _describe_exit(exitcode: int | None) -> str:
     if exitcode is None:
         return "ended without an exit code"
+    if exitcode == TERMINATED_EXIT_CODE:
+        return "terminated by SIGTERM (it stopped gracefully)"
     if exitcode < 0:
         import signal
 
@@ -321,10 +326,19 @@ class LocalSupervisorClient:
         self._sup = supervisor
 
     async def _on_io(self, fn: Any, request: Any) -> Any:
-        async def call() -> Any:
-            return fn(request)
+        result: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), self._node.loop))
+        def call() -> None:
+            try:
+                result.set_result(fn(request))
+            except Exception as exc:
+                result.set_exception(exc)
+
+        try:
+            self._node.loop.call_soon_threadsafe(call)
+        except RuntimeError:
+            raise ActorNotAvailable("the arbiter has stopped") from None
+        return await asyncio.wrap_future(result)
 
     async def handshake(
         self, request: supervisor_pb2.HandshakeRequest, timeout: float

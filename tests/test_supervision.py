@@ -1,0 +1,358 @@
+"""Supervision and faults: monitors, restarts, death records, no lost message, no orphan."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import actor_processes, wait_until
+
+from actorgrpc import (
+    ACTOR_ACTION_TIMEOUT,
+    ACTOR_STATES,
+    MONITOR_TASK_PERIOD,
+    ActorError,
+    ActorNotAvailable,
+    ActorTimeout,
+    BadRequest,
+    CommandError,
+    command,
+    send,
+    spawn,
+)
+
+RELEASE = threading.Event()
+
+
+@command()
+def slow(request, seconds: float) -> str:
+    time.sleep(seconds)
+    return "done"
+
+
+@command()
+def fail(request) -> None:
+    raise KeyError("no such thing")
+
+
+@command()
+def counted(request) -> int:
+    return request.actor.extra.get("ticks", 0)
+
+
+@command()
+def lookup(request, target: str):
+    return request.actor.get_actor(target)
+
+
+@command()
+async def ask(request, target: str, action: str):
+    return await send(target, action)
+
+
+def bad_start(actor) -> None:
+    raise ValueError("cannot start today")
+
+
+def bad_tick(actor) -> None:
+    actor.extra["ticks"] = actor.extra.get("ticks", 0) + 1
+    raise RuntimeError("tick failed")
+
+
+def stubborn_process(actor) -> None:
+    time.sleep(60)  # blocks the loop: stop cannot finish, SIGTERM cannot be handled
+
+
+def stubborn_thread(actor) -> None:
+    RELEASE.wait(60)
+
+
+def exit_seven(actor) -> None:
+    os._exit(7)
+
+
+def running(monitor) -> int:
+    return sum(1 for m in monitor.managed_actors.values() if m.state == ACTOR_STATES.RUN)
+
+
+# -- monitors ---------------------------------------------------------------------
+
+
+def test_monitor_keeps_its_pool_and_reports_it(arb):
+    mon = arb.add_monitor("workers", num_workers=3)
+    assert mon.wait_ready(30)
+    wait_until(lambda: running(mon) == 3, what="3 running workers")
+    pool = send("workers", "info").result(10)["pool"]
+    assert pool["num_workers"] == 3 and sorted(pool["workers"]) == sorted(mon.managed_actors)
+    assert arb.monitors == {"workers": mon}
+    assert mon.is_monitor() and not arb.is_monitor()
+    # The arbiter's info shows the monitor with its workers; they are not the arbiter's own.
+    assert sorted(arb.info()["monitors"]["workers"]["workers"]) == sorted(mon.managed_actors)
+    assert not set(mon.managed_actors) & set(arb.managed_actors)
+    victim = next(iter(mon.managed_actors.values()))
+    os.kill(victim.pid, signal.SIGKILL)
+    wait_until(lambda: victim.aid in arb.terminated_actors, timeout=2 * MONITOR_TASK_PERIOD)
+    record = arb.terminated_actors[victim.aid]
+    assert record["how"] == "killed by signal SIGKILL" and record["exitcode"] == -signal.SIGKILL
+    assert record["pool_restarts"] == 1
+    assert mon.terminated_actors[victim.aid] is record
+    wait_until(lambda: running(mon) == 3 and victim.aid not in mon.managed_actors,
+               timeout=30, what="the pool to heal")
+    assert send("workers", "info").result(10)["pool"]["restarts"] == 1
+    assert all(send(p, "ping").result(10) == "pong" for p in mon.managed_actors.values())
+
+
+def test_monitor_stops_restarting_after_its_budget(arb, caplog):
+    mon = arb.add_monitor("doomed", num_workers=1, concurrency="thread", start=bad_start,
+                          max_restarts=2, restart_window=60)
+    wait_until(lambda: not mon.restarting, timeout=30, what="the restart budget to run out")
+    info = send("doomed", "info").result(10)
+    assert info["pool"]["restarting"] is False
+    assert "no more restarts" in info["extra"]["restarting"]
+    assert "ValueError: cannot start today" in info["extra"]["last_spawn_error"]
+    assert any("no more restarts" in r.getMessage() for r in caplog.records)
+    assert not mon.managed_actors
+
+
+def test_monitor_rejects_bad_parameters(arb):
+    with pytest.raises(ValueError, match="num_workers"):
+        arb.add_monitor("m", num_workers=-1)
+    with pytest.raises(TypeError, match="fresh aids"):
+        arb.add_monitor("m", aid="x")
+    with pytest.raises(ValueError, match="concurrency"):
+        arb.add_monitor("m", concurrency="fiber")
+
+
+# -- names ------------------------------------------------------------------------
+
+
+def test_names_are_unique_and_resolvable_from_any_process(arb):
+    named = spawn(name="unique", concurrency="thread").result(10)
+    with pytest.raises(BadRequest, match="'unique' is taken"):
+        spawn(name="unique").result(30)
+    asker = spawn().result(30)
+    found = send(asker, "lookup", "unique").result(10)
+    assert found.aid == named.aid and found.address == named.address
+    assert send(asker, "lookup", "nobody").result(10) is None
+    assert send(asker, "ask", "unique", "ping").result(10) == "pong"
+    assert arb.registered["unique"] == named.aid
+
+
+# -- ActorProxyMonitor ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", ["process", "thread"])
+def test_actor_proxy_monitor(arb, concurrency):
+    proxy = spawn(concurrency=concurrency).result(30)
+    mon = arb.managed_actors[proxy.aid]
+    assert mon.proxy == proxy and type(mon.proxy).__name__ == "ActorProxy"
+    assert mon.is_alive()
+    first = mon.notified
+    wait_until(lambda: mon.notified > first and mon.info.get("actor", {}).get("state") == 3,
+               timeout=3 * MONITOR_TASK_PERIOD, what="a notify")
+    with pytest.raises(ActorTimeout):
+        mon.join(0.05)
+    mon.start()  # already started: nothing happens
+    assert mon.is_alive()
+    mon.terminate()
+    mon.join(10)
+    assert not mon.is_alive()
+    wait_until(lambda: proxy.aid in arb.terminated_actors)
+    assert arb.terminated_actors[proxy.aid]["state"] == ACTOR_STATES.TERMINATE
+
+
+# -- faults -----------------------------------------------------------------------
+
+
+def test_sigkill_fails_waiting_requests_at_once(arb):
+    proxy = spawn().result(30)
+    pid = arb.managed_actors[proxy.aid].pid
+    waiting = send(proxy, "slow", 30)
+    wait_until(lambda: arb.managed_actors[proxy.aid].info.get("events", {}).get(
+        "commands_in_progress", 0) >= 0 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    started = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ActorNotAvailable):
+        waiting.result(2 * MONITOR_TASK_PERIOD)
+    assert time.monotonic() - started < 2 * MONITOR_TASK_PERIOD
+    wait_until(lambda: proxy.aid in arb.terminated_actors, timeout=2 * MONITOR_TASK_PERIOD)
+    with pytest.raises(ActorNotAvailable, match="SIGKILL"):
+        send(proxy.aid, "ping").result(10)
+
+
+def test_death_records_say_how(arb):
+    clean = spawn(concurrency="thread").result(10)
+    assert send(clean, "stop").result(10) is True
+    wait_until(lambda: clean.aid in arb.terminated_actors)
+    record = arb.terminated_actors[clean.aid]
+    assert record["how"] == "stopped" and record["state"] == ACTOR_STATES.CLOSE
+
+    exits = spawn().result(30)
+    send(exits, "run", exit_seven)
+    wait_until(lambda: exits.aid in arb.terminated_actors)
+    assert arb.terminated_actors[exits.aid]["how"] == "exited with code 7"
+    assert arb.terminated_actors[exits.aid]["state"] == ACTOR_STATES.TERMINATE
+
+
+@pytest.mark.parametrize("concurrency", ["process", "thread"])
+def test_failing_start_hook_fails_the_spawn(arb, concurrency):
+    future = spawn(concurrency=concurrency, start=bad_start)
+    with pytest.raises(CommandError, match="cannot start today") as err:
+        future.result(30)
+    assert isinstance(err.value, ValueError)
+    assert "bad_start" in err.value.remote_traceback
+    wait_until(lambda: future.aid in arb.terminated_actors)
+    record = arb.terminated_actors[future.aid]
+    assert "cannot start today" in record["error"]["error"]
+    assert "bad_start" in record["error"]["traceback"]
+    assert send("arbiter", "ping").result(10) == "pong"
+
+
+def test_failing_command_and_periodic_task_do_not_kill(arb):
+    proxy = spawn(periodic_task=bad_tick).result(30)
+    with pytest.raises(CommandError) as err:
+        send(proxy, "fail").result(10)
+    assert isinstance(err.value, KeyError)
+    wait_until(lambda: send(proxy, "counted").result(10) >= 2, timeout=5 * MONITOR_TASK_PERIOD,
+               what="two periodic tasks despite their errors")
+    assert send(proxy, "ping").result(10) == "pong"
+
+
+def test_process_that_ignores_stop_is_killed(arb):
+    proxy = spawn(stopping=stubborn_process).result(30)
+    started = time.monotonic()
+    assert send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10) is True
+    assert time.monotonic() - started >= ACTOR_ACTION_TIMEOUT
+    record = arb.terminated_actors[proxy.aid]
+    assert record["state"] == ACTOR_STATES.TERMINATE
+    assert "SIGKILL" in record["how"] or "SIGTERM" in record["how"]
+
+
+def test_thread_that_ignores_stop_is_cut_off(arb):
+    RELEASE.clear()
+    try:
+        proxy = spawn(concurrency="thread", stopping=stubborn_thread).result(10)
+        assert send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10) is True
+        record = arb.terminated_actors[proxy.aid]
+        assert record["state"] == ACTOR_STATES.TERMINATE and "cut off" in record["how"]
+        with pytest.raises(ActorError):
+            send(proxy, "ping").result(5)
+    finally:
+        RELEASE.set()
+
+
+# -- the arbiter's own death ------------------------------------------------------
+
+TREE = """
+import os, sys
+from actorgrpc import arbiter, spawn
+
+async def setup(arb):
+    for concurrency in ("process", "process", "thread"):
+        await spawn(concurrency=concurrency)
+    pids = [m.pid for m in arb.managed_actors.values() if m.kind == "process"]
+    print("READY", *pids, flush=True)
+
+if __name__ == "__main__":
+    arbiter(start=setup).start()
+    print("EXITED", flush=True)
+"""
+
+
+def _start_tree(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    script = tmp_path / "tree.py"
+    script.write_text(TREE)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the tree prints READY once up (or exits: "")
+    assert line.startswith("READY"), line
+    return proc, [int(p) for p in line.split()[1:]]
+
+
+def _gone(pids: list[int]) -> bool:
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True
+
+
+def test_arbiter_sigkill_leaves_no_orphans(tmp_path):
+    proc, pids = _start_tree(tmp_path)
+    assert len(pids) == 2 and not _gone(pids)
+    proc.kill()
+    proc.wait(10)
+    wait_until(lambda: _gone(pids), timeout=ACTOR_ACTION_TIMEOUT, what="orphans to exit")
+
+
+def test_arbiter_sigterm_stops_the_tree(tmp_path):
+    proc, pids = _start_tree(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(ACTOR_ACTION_TIMEOUT + 10) == 0
+    assert proc.stdout is not None and "EXITED" in proc.stdout.read()
+    assert _gone(pids)
+
+
+# -- chaos ------------------------------------------------------------------------
+
+
+def test_chaos_every_request_ends(arb):
+    size = 4
+    mon = arb.add_monitor("chaos", num_workers=size)
+    assert mon.wait_ready(60)
+    wait_until(lambda: running(mon) == size, timeout=30)
+    outcomes = {"reply": 0, "error": 0}
+    lock = threading.Lock()
+    rng = random.Random(7)
+
+    def client(n: int) -> None:
+        batch = []
+        for i in range(n):
+            workers = [m.proxy for m in list(mon.managed_actors.values())
+                       if m.state == ACTOR_STATES.RUN]
+            target = rng.choice(workers) if workers else "chaos"
+            batch.append(send(target, "echo", i))
+            if len(batch) == 100:
+                settle(batch)
+                batch = []
+        settle(batch)
+
+    def settle(batch) -> None:
+        for fut in batch:
+            try:
+                fut.result(30)  # never a hang: a reply or a clear error
+                kind = "reply"
+            except ActorError:
+                kind = "error"
+            with lock:
+                outcomes[kind] += 1
+
+    clients = [threading.Thread(target=client, args=(2500,)) for _ in range(4)]
+    for t in clients:
+        t.start()
+    kills = 0
+    while any(t.is_alive() for t in clients) and kills < 5:
+        alive = [m for m in list(mon.managed_actors.values()) if m.state == ACTOR_STATES.RUN]
+        if alive and sum(outcomes.values()) > 1500 * (kills + 1):
+            os.kill(rng.choice(alive).pid, signal.SIGKILL)
+            kills += 1
+        time.sleep(0.02)  # pacing the killer, not waiting for a result
+    for t in clients:
+        t.join(120)
+        assert not t.is_alive()
+    assert sum(outcomes.values()) == 10_000
+    assert outcomes["reply"] > 5_000
+    assert kills >= 1
+    wait_until(lambda: running(mon) == size, timeout=60, what="the pool back to its size")
+    assert mon.restarts == kills
+    assert not [p for p in actor_processes() if p.pid not in {m.pid for m in mon.managed_actors.values()}]
