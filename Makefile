@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/actorgrpc/v1/*.proto)
 
+NODE_DIR := clients/node
+
 .PHONY: all run test lint protos check-protos bench clean node
 
 all: test
@@ -30,8 +32,14 @@ check-protos: protos
 run: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# The Node.js client and actor (clients/node), installed from its lock file.
+node:
+	@if [ -f $(NODE_DIR)/package-lock.json ]; then \
+		cd $(NODE_DIR) && npm ci --silent --no-audit --no-fund; \
+	fi
+
+test: $(STAMP) node
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check actorgrpc tests
