@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actorgrpc.errors import ActorTimeout
+from actorgrpc.handoff import post
 
 __all__ = ["ActorFuture", "Settle", "new_future"]
 
@@ -80,7 +81,7 @@ def new_future(aid: str = "", what: str = "") -> tuple[Any, Settle]:
             _set(afut, ok, value)
         else:
             try:
-                loop.call_soon_threadsafe(_set, afut, ok, value)
+                post(loop, _set, afut, ok, value)
             except RuntimeError:  # the loop closed: nobody waits any more
                 pass
 

@@ -41,7 +41,7 @@ def make_reply(request_id: int, result: Any, *, allow_pickle: bool) -> mailbox_p
     """A reply carrying ``result``; an unencodable result becomes an error reply."""
     env = Envelope(id=request_id, kind=REPLY)
     try:
-        env.result.CopyFrom(wire.encode(result, allow_pickle=allow_pickle))
+        wire.encode_into(env.result, result, allow_pickle=allow_pickle)
     except Exception as exc:
         return make_error_reply(request_id, exc)
     return env

@@ -31,6 +31,7 @@ from actorgrpc.errors import (
     error_from_pb,
 )
 from actorgrpc.futures import new_future
+from actorgrpc.handoff import post
 from actorgrpc.mailbox import REQUEST, Envelope, Outbox, make_error_reply
 from actorgrpc.proxy import ActorProxy
 
@@ -143,7 +144,7 @@ class Node:
         if self.in_io_thread():
             self.loop.call_soon(fn, *args)
         else:
-            self.loop.call_soon_threadsafe(fn, *args)
+            post(self.loop, fn, *args)
 
     def reply_to(self, outbox: Outbox) -> ReplyCallback:
         """A thread-safe callback queueing replies on a server stream's outbox."""
@@ -153,7 +154,7 @@ class Node:
                 outbox.put(env)
             else:
                 try:
-                    self.loop.call_soon_threadsafe(outbox.put, env)
+                    post(self.loop, outbox.put, env)
                 except RuntimeError:  # the IO loop closed: the stream is gone
                     pass
 
@@ -198,8 +199,10 @@ class Node:
         if isinstance(target, ActorProxy):
             dest: ActorProxy | str = target.proxy
             target_id = target.aid
+            local = self.actors.get(target_id)
         elif isinstance(target, str) and target:
             dest = target_id = target
+            local = self.local(target)
         else:
             raise TypeError(
                 f"send target must be an ActorProxy, an aid or a name, not {target!r}"
@@ -209,15 +212,16 @@ class Node:
         env = Envelope(id=next(self._ids), kind=REQUEST, target=target_id, action=action)
         if sender is not None:
             env.sender.CopyFrom(sender._ref)
-        for value in args:
-            env.args.append(wire.encode(value, allow_pickle=self.allow_pickle))
-        wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=self.allow_pickle)
+        allow_pickle = self.allow_pickle
+        wire.encode_args(args, env.args, allow_pickle=allow_pickle)
+        wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
+        # A local target is reached from this thread, without the IO loop.
+        handoff = self.route if local is None else self._to_local
         if not ack:
             env.no_reply = True
-            self.call_soon(self.route, env, dest, None)
+            self.call_soon(handoff, env, local or dest, None)
             return None
         fut, settle = new_future(target_id, f"from {target_id} to {action!r}")
-        allow_pickle = self.allow_pickle
 
         def on_reply(reply: mailbox_pb2.Envelope) -> None:
             if reply.HasField("error"):
@@ -228,8 +232,31 @@ class Node:
             except ActorError as exc:
                 settle(False, exc)
 
-        self.call_soon(self.route, env, dest, on_reply)
+        if local is None:
+            self.call_soon(self.route, env, dest, on_reply)
+        else:
+            self._to_local(env, local, on_reply)
         return fut
+
+    def _to_local(self, env: mailbox_pb2.Envelope, actor: Actor, on_reply: ReplyCallback | None) -> None:
+        """Hand ``env`` to a local actor's loop from any thread (never run it inline)."""
+        reply = on_reply or _drop
+        loop = actor.loop
+        if loop is None:
+            reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.call_soon(actor._receive, env, reply)
+            return
+        tracked = actor._track(env, reply)
+        try:
+            post(loop, actor._receive, env, tracked)
+        except RuntimeError:
+            actor._fail_inflight("is not running")
 
     # -- routing (IO loop) ------------------------------------------------
 
@@ -278,8 +305,8 @@ class Node:
             return
         tracked = actor._track(env, reply)
         try:
-            loop.call_soon_threadsafe(actor._receive, env, tracked)  # type: ignore[union-attr]
-        except (RuntimeError, AttributeError):
+            post(loop, actor._receive, env, tracked)  # type: ignore[arg-type]
+        except (RuntimeError, TypeError):
             actor._fail_inflight("is not running")
 
     def send_remote(

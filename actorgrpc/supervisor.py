@@ -329,6 +329,8 @@ class LocalSupervisorClient:
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def call() -> None:
+            if not result.set_running_or_notify_cancel():
+                return
             try:
                 result.set_result(fn(request))
             except Exception as exc:

@@ -19,6 +19,8 @@ from actorgrpc.v1 import value_pb2
 
 __all__ = [
     "decode",
+    "encode_args",
+    "encode_into",
     "decode_kwargs",
     "encode",
     "encode_kwargs",
@@ -56,13 +58,24 @@ def ref_from_proxy(proxy: ActorProxy) -> value_pb2.ActorRef:
     )
 
 
+_proxies: dict[tuple[str, str, str], ActorProxy] = {}
+
+
 def proxy_from_ref(ref: value_pb2.ActorRef) -> ActorProxy:
     """An ActorProxy from its wire form."""
+    key = (ref.aid, ref.name, ref.address)
+    proxy = _proxies.get(key)
+    if proxy is not None:
+        return proxy
     try:
         address = parse_address(ref.address)
     except ValueError as exc:
         raise BadRequest(f"bad actor reference {ref.aid!r}: {exc}") from None
-    return ActorProxy(ref.aid, ref.name or None, address)
+    proxy = ActorProxy(ref.aid, ref.name or None, address)
+    if len(_proxies) > 4096:  # a cache of the peers one talks to, not a registry
+        _proxies.clear()
+    _proxies[key] = proxy
+    return proxy
 
 
 def encode(value: Any, *, allow_pickle: bool = True) -> value_pb2.Value:
@@ -163,6 +176,23 @@ def _unpickle(p: value_pb2.Pickled, allow_pickle: bool) -> Any:
         return pickle.loads(p.data)
     except Exception as exc:
         raise BadRequest(f"cannot unpickle a {p.type_name or 'value'}: {exc!r}") from None
+
+
+def encode_into(out: value_pb2.Value, value: Any, *, allow_pickle: bool = True) -> None:
+    """Encode a Python value into an existing Value message (no copy)."""
+    try:
+        _fill(out, value, allow_pickle)
+    except RecursionError:
+        raise BadRequest("value nested too deeply to encode") from None
+
+
+def encode_args(args: Any, into: Any, *, allow_pickle: bool = True) -> None:
+    """Append positional arguments to a ``repeated Value`` field."""
+    try:
+        for value in args:
+            _fill(into.add(), value, allow_pickle)
+    except RecursionError:
+        raise BadRequest("value nested too deeply to encode") from None
 
 
 def encode_kwargs(kwargs: Mapping[str, Any], into: Any, *, allow_pickle: bool = True) -> None:
