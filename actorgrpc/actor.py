@@ -107,6 +107,7 @@ class Actor:
         self._ref = value_pb2.ActorRef(aid=aid, name=name or "")
         self._sup_client: Any = None
         self._spawn_token = ""
+        self._session = ""
         # Requests handed to this actor from other threads and not yet
         # answered: failed, not lost, if the actor ends first.
         self._inflight: dict[int, tuple[int, ReplyCallback]] = {}
@@ -402,10 +403,13 @@ class Actor:
             language="python",
             spawn_token=self._spawn_token,
         )
-        await self._sup_client.handshake(request, MONITOR_TASK_PERIOD * 5)
+        response = await self._sup_client.handshake(request, MONITOR_TASK_PERIOD * 5)
+        self._session = response.session_token
 
     async def _notify(self, error: BaseException | None = None) -> None:
-        request = supervisor_pb2.NotifyRequest(aid=self.aid, state=self.state)
+        request = supervisor_pb2.NotifyRequest(
+            aid=self.aid, state=self.state, session_token=self._session
+        )
         try:
             request.info.CopyFrom(wire.encode(self.info(), allow_pickle=self.allow_pickle))
         except Exception as exc:  # unencodable extra: report without it

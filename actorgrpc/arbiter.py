@@ -32,15 +32,19 @@ from actorgrpc.futures import new_future
 from actorgrpc.node import Node
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
 from actorgrpc.monitor import Monitor, MonitorConcurrency
+from actorgrpc.security import TLSConfig, check_listen, resolve_secret
 from actorgrpc.supervisor import LocalSupervisorClient, Supervisor
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
 __all__ = ["Arbiter", "arbiter"]
 
 log = logging.getLogger("actorgrpc")
 
+# Until every client of the tree (CLI, Node, tests) sends the secret.
+_REQUIRE_SECRET = False
 _arbiter: Arbiter | None = None
 _lock = threading.Lock()
 
@@ -91,6 +95,9 @@ class Arbiter(Actor):
         start_method: str = "forkserver",
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         log_level: int = logging.WARNING,
+        secret: str | None = None,
+        tls: TLSConfig | Mapping[str, Any] | None = None,
+        insecure: bool = False,
         start: Any = None,
         stopping: Any = None,
         periodic_task: Any = None,
@@ -110,7 +117,18 @@ class Arbiter(Actor):
         for key, hook in hooks.items():
             if hook is not None and not callable(hook):
                 raise TypeError(f"arbiter: the {key} hook must be callable, not {type(hook).__name__}")
-        node = Node(host=host, port=port, allow_pickle=bool(pickle), max_message_size=max_message_size)
+        tls_config = TLSConfig.load(tls)
+        check_listen(host, tls_config, insecure)
+        #: The tree's secret: every call must carry ``authorization: Bearer <secret>``.
+        self.secret = resolve_secret(secret) if _REQUIRE_SECRET else secret
+        node = Node(
+            host=host,
+            port=port,
+            allow_pickle=bool(pickle),
+            max_message_size=max_message_size,
+            secret=self.secret,
+            tls=tls_config,
+        )
         super().__init__(
             aid=new_aid(),
             name=name,
@@ -302,6 +320,8 @@ class Arbiter(Actor):
             host=node.host,
             command_modules=command_modules(),
             log_level=self.log_level,
+            secret=node.secret,
+            tls=node.tls,
         )
         impl: ProcessConcurrency | ThreadConcurrency
         if kind == "process":

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from actorgrpc.proxy import ActorProxy
     from actorgrpc.v1 import mailbox_pb2
 
-__all__ = ["Connection", "SupervisorClient", "channel_options"]
+__all__ = ["Connection", "SupervisorClient", "channel_options", "open_channel"]
 
 log = logging.getLogger("actorgrpc")
 
@@ -42,6 +42,14 @@ def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
     ]
 
 
+def open_channel(node: Node, address: str) -> grpc.aio.Channel:
+    """A channel from this node to ``address``, with the tree's TLS if any."""
+    options = channel_options(node.max_message_size)
+    if node.tls is not None:
+        return grpc.aio.secure_channel(address, node.tls.channel_credentials(), options=options)
+    return grpc.aio.insecure_channel(address, options=options)
+
+
 class Connection:
     """One long-lived Mailbox.Stream to another node, with its pending replies."""
 
@@ -50,10 +58,8 @@ class Connection:
         self.closed = False
         self._node = node
         self._pending: dict[int, ReplyCallback] = {}
-        self._channel = grpc.aio.insecure_channel(
-            address, options=channel_options(node.max_message_size)
-        )
-        self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream()
+        self._channel = open_channel(node, address)
+        self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(metadata=node.metadata)
         self._outbox = Outbox(self._call.write)
         self._writer = asyncio.ensure_future(self._write_all())
         self._reader = asyncio.ensure_future(self._read_all())
@@ -131,28 +137,27 @@ class SupervisorClient:
 
     def __init__(self, node: Node, address: str) -> None:
         self.address = address
-        self._channel = grpc.aio.insecure_channel(
-            address, options=channel_options(node.max_message_size)
-        )
+        self._metadata = node.metadata
+        self._channel = open_channel(node, address)
         self._stub = supervisor_pb2_grpc.SupervisorStub(self._channel)
 
     async def handshake(
         self, request: supervisor_pb2.HandshakeRequest, timeout: float
     ) -> supervisor_pb2.HandshakeResponse:
         """Register with the arbiter."""
-        return await self._stub.Handshake(request, timeout=timeout)
+        return await self._stub.Handshake(request, timeout=timeout, metadata=self._metadata)
 
     async def notify(
         self, request: supervisor_pb2.NotifyRequest, timeout: float
     ) -> supervisor_pb2.NotifyResponse:
         """Report liveness, state and info."""
-        return await self._stub.Notify(request, timeout=timeout)
+        return await self._stub.Notify(request, timeout=timeout, metadata=self._metadata)
 
     async def lookup(self, target: str, timeout: float) -> ActorProxy | None:
         """Find an actor by aid or name; None when the arbiter knows none."""
         try:
             response = await self._stub.Lookup(
-                supervisor_pb2.LookupRequest(target=target), timeout=timeout
+                supervisor_pb2.LookupRequest(target=target), timeout=timeout, metadata=self._metadata
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:

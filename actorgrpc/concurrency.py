@@ -26,6 +26,7 @@ from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES
 
 if TYPE_CHECKING:
     from actorgrpc._typing import Address, Hook
+    from actorgrpc.security import TLSConfig
     from actorgrpc.node import Node
     from actorgrpc.supervisor import Supervisor
 
@@ -98,6 +99,9 @@ class ActorSpec:
     host: str = "127.0.0.1"
     command_modules: list[str] = field(default_factory=list)
     log_level: int = logging.WARNING
+    # Travel inside the pickled spec (a pipe to the child), never in argv or env.
+    secret: str | None = None
+    tls: TLSConfig | None = None
 
     def make_actor(self, node: Node) -> Actor:
         """Build the actor this spec describes."""
@@ -302,6 +306,8 @@ async def _process_actor(spec: ActorSpec) -> int:
         allow_pickle=spec.allow_pickle,
         max_message_size=spec.max_message_size,
         arbiter_address=spec.arbiter_address,
+        secret=spec.secret,
+        tls=spec.tls,
     )
     await node.start()
     actor = spec.make_actor(node)

@@ -34,6 +34,7 @@ from actorgrpc.futures import new_future
 from actorgrpc.handoff import post
 from actorgrpc.mailbox import REQUEST, Envelope, Outbox, make_error_reply
 from actorgrpc.proxy import ActorProxy
+from actorgrpc.security import TLSConfig, auth_metadata
 
 if TYPE_CHECKING:
     from actorgrpc._typing import Address, ReplyCallback
@@ -69,8 +70,15 @@ class Node:
         allow_pickle: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         arbiter_address: Address | None = None,
+        secret: str | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.host = host
+        #: The tree's secret (None: calls are not checked) and TLS settings.
+        self.secret = secret
+        self.tls = tls
+        #: Metadata every outgoing call carries.
+        self.metadata = auth_metadata(secret) if secret else ()
         self.port = port
         self.allow_pickle = allow_pickle
         self.max_message_size = max_message_size

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from actorgrpc.client import channel_options
 from actorgrpc.errors import ActorError, BadRequest
 from actorgrpc.mailbox import Outbox, expand, make_error_reply
+from actorgrpc.security import AuthInterceptor
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 
 if TYPE_CHECKING:
@@ -142,7 +143,10 @@ class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):
 
 async def serve(node: Node, supervisor: Supervisor | None) -> tuple[Any, int, Any]:
     """Start the node's server; return it, its port and its health servicer."""
-    server = grpc.aio.server(options=channel_options(node.max_message_size))
+    interceptors = [AuthInterceptor(node.secret)] if node.secret else []
+    server = grpc.aio.server(
+        options=channel_options(node.max_message_size), interceptors=interceptors
+    )
     mailbox_pb2_grpc.add_MailboxServicer_to_server(_Mailbox(node), server)
     names = [_MAILBOX]
     if supervisor is not None:
@@ -153,7 +157,11 @@ async def serve(node: Node, supervisor: Supervisor | None) -> tuple[Any, int, An
     names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     names.append(reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{node.host}:{node.port}")
+    where = f"{node.host}:{node.port}"
+    if node.tls is not None:
+        port = server.add_secure_port(where, node.tls.server_credentials())
+    else:
+        port = server.add_insecure_port(where)
     if port == 0:
         raise OSError(f"cannot listen on {node.host}:{node.port}")
     await server.start()

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hmac
 import logging
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc import wire
 from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.errors import ActorNotAvailable, ActorNotFound, BadRequest, remote_error
+from actorgrpc.errors import (
+    ActorNotAvailable,
+    ActorNotFound,
+    BadRequest,
+    PermissionDenied,
+    remote_error,
+)
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
 from actorgrpc.v1 import supervisor_pb2
 
@@ -44,6 +52,7 @@ class Supervisor:
         self.terminated: dict[str, dict[str, Any]] = {}
         self.names: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
+        self._sessions: dict[str, str] = {}
         self._waiters: dict[str, Settle] = {}
         self._ended: dict[str, asyncio.Event] = {}
         #: Supervising actors (the arbiter, monitors) by aid: each keeps its
@@ -92,8 +101,11 @@ class Supervisor:
             # breaking is the first sign of death for actors with no process here.
             monitor.mailbox = node.connection(request.address)
         monitor.notified = time.time()
+        session = self._sessions[request.aid] = secrets.token_hex(16)
         return supervisor_pb2.HandshakeResponse(
-            arbiter=wire.ref_from_proxy(self.arbiter.proxy), notify_period=MONITOR_TASK_PERIOD
+            arbiter=wire.ref_from_proxy(self.arbiter.proxy),
+            notify_period=MONITOR_TASK_PERIOD,
+            session_token=session,
         )
 
     def _add_external(self, request: supervisor_pb2.HandshakeRequest) -> ActorProxyMonitor:
@@ -125,6 +137,9 @@ class Supervisor:
         monitor = self.managed.get(request.aid)
         if monitor is None:
             return supervisor_pb2.NotifyResponse(known=False)
+        expected = self._sessions.get(request.aid)
+        if expected is None or not hmac.compare_digest(expected, request.session_token):
+            raise PermissionDenied(f"notify for {request.aid!r} without its session token")
         monitor.notified = time.time()
         monitor.state = request.state
         if request.HasField("info"):
@@ -155,6 +170,7 @@ class Supervisor:
         if monitor.name and self.names.get(monitor.name) == aid:
             del self.names[monitor.name]
         self._tokens.pop(aid, None)
+        self._sessions.pop(aid, None)
         clean = exitcode == 0 and monitor.state in (_S.STOPPING, _S.CLOSE)
         monitor.state = _S.CLOSE if clean else _S.TERMINATE
         if not how:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from actorgrpc.v1 import value_pb2 as actorgrpc_dot_v1_dot_value__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63torgrpc/v1/supervisor.proto\x12\x0c\x61\x63torgrpc.v1\x1a\x18\x61\x63torgrpc/v1/value.proto\"\x92\x01\n\x10HandshakeRequest\x12\x0b\n\x03\x61id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x03\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x13\n\x0bspawn_token\x18\x07 \x01(\t\x12\x10\n\x08\x63ommands\x18\x08 \x03(\t\"S\n\x11HandshakeResponse\x12\'\n\x07\x61rbiter\x18\x01 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef\x12\x15\n\rnotify_period\x18\x02 \x01(\x01\"p\n\rNotifyRequest\x12\x0b\n\x03\x61id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\x05\x12!\n\x04info\x18\x03 \x01(\x0b\x32\x13.actorgrpc.v1.Value\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\"\x1f\n\x0eNotifyResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\r\n\x0bInfoRequest\"\x8f\x02\n\x0c\x41\x63torSummary\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x03\x12\r\n\x05state\x18\x05 \x01(\x05\x12\x12\n\ninfo_state\x18\x06 \x01(\t\x12\x0e\n\x06uptime\x18\x07 \x01(\x01\x12\x12\n\nmemory_rss\x18\x08 \x01(\x03\x12\x18\n\x10\x63ommands_handled\x18\t \x01(\x03\x12\x15\n\rlast_notified\x18\n \x01(\x01\x12\x12\n\nsupervisor\x18\x0b \x01(\t\x12!\n\x04info\x18\x0c \x01(\x0b\x32\x13.actorgrpc.v1.Value\"c\n\x0cInfoResponse\x12*\n\x06\x61\x63tors\x18\x01 \x03(\x0b\x32\x1a.actorgrpc.v1.ActorSummary\x12\'\n\nterminated\x18\x02 \x01(\x0b\x32\x13.actorgrpc.v1.Value\"\x1f\n\rLookupRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\"5\n\x0eLookupResponse\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef2\xa3\x02\n\nSupervisor\x12L\n\tHandshake\x12\x1e.actorgrpc.v1.HandshakeRequest\x1a\x1f.actorgrpc.v1.HandshakeResponse\x12\x43\n\x06Notify\x12\x1b.actorgrpc.v1.NotifyRequest\x1a\x1c.actorgrpc.v1.NotifyResponse\x12=\n\x04Info\x12\x19.actorgrpc.v1.InfoRequest\x1a\x1a.actorgrpc.v1.InfoResponse\x12\x43\n\x06Lookup\x12\x1b.actorgrpc.v1.LookupRequest\x1a\x1c.actorgrpc.v1.LookupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63torgrpc/v1/supervisor.proto\x12\x0c\x61\x63torgrpc.v1\x1a\x18\x61\x63torgrpc/v1/value.proto\"\x92\x01\n\x10HandshakeRequest\x12\x0b\n\x03\x61id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x03\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x13\n\x0bspawn_token\x18\x07 \x01(\t\x12\x10\n\x08\x63ommands\x18\x08 \x03(\t\"j\n\x11HandshakeResponse\x12\'\n\x07\x61rbiter\x18\x01 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef\x12\x15\n\rnotify_period\x18\x02 \x01(\x01\x12\x15\n\rsession_token\x18\x03 \x01(\t\"\x87\x01\n\rNotifyRequest\x12\x0b\n\x03\x61id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\x05\x12!\n\x04info\x18\x03 \x01(\x0b\x32\x13.actorgrpc.v1.Value\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\x12\x15\n\rsession_token\x18\x06 \x01(\t\"\x1f\n\x0eNotifyResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\r\n\x0bInfoRequest\"\x8f\x02\n\x0c\x41\x63torSummary\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x03\x12\r\n\x05state\x18\x05 \x01(\x05\x12\x12\n\ninfo_state\x18\x06 \x01(\t\x12\x0e\n\x06uptime\x18\x07 \x01(\x01\x12\x12\n\nmemory_rss\x18\x08 \x01(\x03\x12\x18\n\x10\x63ommands_handled\x18\t \x01(\x03\x12\x15\n\rlast_notified\x18\n \x01(\x01\x12\x12\n\nsupervisor\x18\x0b \x01(\t\x12!\n\x04info\x18\x0c \x01(\x0b\x32\x13.actorgrpc.v1.Value\"c\n\x0cInfoResponse\x12*\n\x06\x61\x63tors\x18\x01 \x03(\x0b\x32\x1a.actorgrpc.v1.ActorSummary\x12\'\n\nterminated\x18\x02 \x01(\x0b\x32\x13.actorgrpc.v1.Value\"\x1f\n\rLookupRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\"5\n\x0eLookupResponse\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef2\xa3\x02\n\nSupervisor\x12L\n\tHandshake\x12\x1e.actorgrpc.v1.HandshakeRequest\x1a\x1f.actorgrpc.v1.HandshakeResponse\x12\x43\n\x06Notify\x12\x1b.actorgrpc.v1.NotifyRequest\x1a\x1c.actorgrpc.v1.NotifyResponse\x12=\n\x04Info\x12\x19.actorgrpc.v1.InfoRequest\x1a\x1a.actorgrpc.v1.InfoResponse\x12\x43\n\x06Lookup\x12\x1b.actorgrpc.v1.LookupRequest\x1a\x1c.actorgrpc.v1.LookupResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +35,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HANDSHAKEREQUEST']._serialized_start=74
   _globals['_HANDSHAKEREQUEST']._serialized_end=220
   _globals['_HANDSHAKERESPONSE']._serialized_start=222
-  _globals['_HANDSHAKERESPONSE']._serialized_end=305
-  _globals['_NOTIFYREQUEST']._serialized_start=307
-  _globals['_NOTIFYREQUEST']._serialized_end=419
-  _globals['_NOTIFYRESPONSE']._serialized_start=421
-  _globals['_NOTIFYRESPONSE']._serialized_end=452
-  _globals['_INFOREQUEST']._serialized_start=454
-  _globals['_INFOREQUEST']._serialized_end=467
-  _globals['_ACTORSUMMARY']._serialized_start=470
-  _globals['_ACTORSUMMARY']._serialized_end=741
-  _globals['_INFORESPONSE']._serialized_start=743
-  _globals['_INFORESPONSE']._serialized_end=842
-  _globals['_LOOKUPREQUEST']._serialized_start=844
-  _globals['_LOOKUPREQUEST']._serialized_end=875
-  _globals['_LOOKUPRESPONSE']._serialized_start=877
-  _globals['_LOOKUPRESPONSE']._serialized_end=930
-  _globals['_SUPERVISOR']._serialized_start=933
-  _globals['_SUPERVISOR']._serialized_end=1224
+  _globals['_HANDSHAKERESPONSE']._serialized_end=328
+  _globals['_NOTIFYREQUEST']._serialized_start=331
+  _globals['_NOTIFYREQUEST']._serialized_end=466
+  _globals['_NOTIFYRESPONSE']._serialized_start=468
+  _globals['_NOTIFYRESPONSE']._serialized_end=499
+  _globals['_INFOREQUEST']._serialized_start=501
+  _globals['_INFOREQUEST']._serialized_end=514
+  _globals['_ACTORSUMMARY']._serialized_start=517
+  _globals['_ACTORSUMMARY']._serialized_end=788
+  _globals['_INFORESPONSE']._serialized_start=790
+  _globals['_INFORESPONSE']._serialized_end=889
+  _globals['_LOOKUPREQUEST']._serialized_start=891
+  _globals['_LOOKUPREQUEST']._serialized_end=922
+  _globals['_LOOKUPRESPONSE']._serialized_start=924
+  _globals['_LOOKUPRESPONSE']._serialized_end=977
+  _globals['_SUPERVISOR']._serialized_start=980
+  _globals['_SUPERVISOR']._serialized_end=1271
 # @@protoc_insertion_point(module_scope)

@@ -28,26 +28,30 @@ class HandshakeRequest(_message.Message):
     def __init__(self, aid: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., kind: _Optional[str] = ..., language: _Optional[str] = ..., spawn_token: _Optional[str] = ..., commands: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HandshakeResponse(_message.Message):
-    __slots__ = ("arbiter", "notify_period")
+    __slots__ = ("arbiter", "notify_period", "session_token")
     ARBITER_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     arbiter: _value_pb2.ActorRef
     notify_period: float
-    def __init__(self, arbiter: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., notify_period: _Optional[float] = ...) -> None: ...
+    session_token: str
+    def __init__(self, arbiter: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., notify_period: _Optional[float] = ..., session_token: _Optional[str] = ...) -> None: ...
 
 class NotifyRequest(_message.Message):
-    __slots__ = ("aid", "state", "info", "error", "traceback")
+    __slots__ = ("aid", "state", "info", "error", "traceback", "session_token")
     AID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     aid: str
     state: int
     info: _value_pb2.Value
     error: str
     traceback: str
-    def __init__(self, aid: _Optional[str] = ..., state: _Optional[int] = ..., info: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+    session_token: str
+    def __init__(self, aid: _Optional[str] = ..., state: _Optional[int] = ..., info: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., traceback: _Optional[str] = ..., session_token: _Optional[str] = ...) -> None: ...
 
 class NotifyResponse(_message.Message):
     __slots__ = ("known",)
