@@ -18,6 +18,7 @@ from actorgrpc import wire
 from actorgrpc.commands import Request, find_command, get_command
 from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
 from actorgrpc.errors import ActorNotAvailable
+from actorgrpc.flow import Gate
 from actorgrpc.mailbox import make_error_reply, make_reply
 from actorgrpc.proxy import ActorProxy
 from actorgrpc.system import system_info
@@ -112,6 +113,8 @@ class Actor:
         # answered: failed, not lost, if the actor ends first.
         self._inflight: dict[int, tuple[int, ReplyCallback]] = {}
         self._keys = itertools.count()
+        # Closed while too many requests wait for this actor: senders then wait.
+        self._gate = Gate(node.mailbox_limit)
         self.exit_code: int | None = None
 
     # -- attributes -------------------------------------------------------
@@ -233,17 +236,22 @@ class Actor:
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
+            self._gate.update(len(self._tasks) + len(self._inflight))
             task.add_done_callback(lambda t: self._finish(t, env.id, reply))
         else:
-            reply(make_reply(env.id, result, allow_pickle=allow))
+            reply(make_reply(env.id, result, allow_pickle=allow, limit=self._node.max_message_size))
 
     def _track(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> ReplyCallback:
         """Wrap ``reply`` so that the request fails if this actor ends first (thread-safe)."""
         key = next(self._keys)
-        self._inflight[key] = (env.id, reply)
+        inflight = self._inflight
+        inflight[key] = (env.id, reply)
+        gate = self._gate
+        gate.update(len(inflight))
 
         def answer(out: mailbox_pb2.Envelope) -> None:
-            if self._inflight.pop(key, None) is not None:
+            if inflight.pop(key, None) is not None:
+                gate.update(len(inflight))
                 reply(out)
 
         return answer
@@ -256,12 +264,15 @@ class Actor:
 
     def _finish(self, task: asyncio.Task[Any], request_id: int, reply: ReplyCallback) -> None:
         self._tasks.discard(task)
+        self._gate.update(len(self._tasks) + len(self._inflight))
         if task.cancelled():
             reply(make_error_reply(request_id, asyncio.CancelledError("the command was cancelled")))
         elif task.exception() is not None:
             reply(make_error_reply(request_id, task.exception()))  # type: ignore[arg-type]
         else:
-            reply(make_reply(request_id, task.result(), allow_pickle=self._node.allow_pickle))
+            node = self._node
+            reply(make_reply(request_id, task.result(), allow_pickle=node.allow_pickle,
+                             limit=node.max_message_size))
 
     # -- info -------------------------------------------------------------
 

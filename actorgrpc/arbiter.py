@@ -28,6 +28,7 @@ from actorgrpc.consts import (
     MONITOR_TASK_PERIOD,
 )
 from actorgrpc.errors import ActorError, ActorTimeout, BadRequest
+from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT
 from actorgrpc.futures import new_future
 from actorgrpc.node import Node
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
@@ -65,7 +66,11 @@ def arbiter(**params: Any) -> Arbiter | None:
     hooks ``start``, ``stopping`` and ``periodic_task`` for the arbiter itself,
     ``name`` ('arbiter'), ``pickle`` (True: allow pickled values),
     ``start_method`` ('forkserver' or 'spawn') for process actors,
-    ``max_message_size`` in bytes, ``log_level``; others land in ``params``.
+    ``max_message_size`` in bytes, ``max_mailbox`` (requests queued for one
+    actor before senders wait), ``secret`` (default ``$ACTORGRPC_SECRET`` or
+    a new one), ``tls`` (``{'cert', 'key', 'ca', 'mutual'}``), ``insecure``
+    (allow a non-loopback host without TLS), ``log_level``; others land in
+    ``params``.
     """
     global _arbiter
     if in_actor_process():
@@ -94,6 +99,7 @@ class Arbiter(Actor):
         pickle: bool = True,
         start_method: str = "forkserver",
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_mailbox: int = DEFAULT_MAILBOX_LIMIT,
         log_level: int = logging.WARNING,
         secret: str | None = None,
         tls: TLSConfig | Mapping[str, Any] | None = None,
@@ -113,6 +119,8 @@ class Arbiter(Actor):
             raise ValueError(f"arbiter: start_method must be one of {START_METHODS}, not {start_method!r}")
         if isinstance(max_message_size, bool) or not isinstance(max_message_size, int) or max_message_size < 1024:
             raise ValueError(f"arbiter: max_message_size must be an int >= 1024, not {max_message_size!r}")
+        if isinstance(max_mailbox, bool) or not isinstance(max_mailbox, int) or max_mailbox < 2:
+            raise ValueError(f"arbiter: max_mailbox must be an int >= 2, not {max_mailbox!r}")
         hooks = {"start": start, "stopping": stopping, "periodic_task": periodic_task}
         for key, hook in hooks.items():
             if hook is not None and not callable(hook):
@@ -128,6 +136,7 @@ class Arbiter(Actor):
             max_message_size=max_message_size,
             secret=self.secret,
             tls=tls_config,
+            mailbox_limit=max_mailbox,
         )
         super().__init__(
             aid=new_aid(),
@@ -322,6 +331,7 @@ class Arbiter(Actor):
             log_level=self.log_level,
             secret=node.secret,
             tls=node.tls,
+            mailbox_limit=node.mailbox_limit,
         )
         impl: ProcessConcurrency | ThreadConcurrency
         if kind == "process":

@@ -14,6 +14,7 @@ import grpc
 
 from actorgrpc import wire
 from actorgrpc.errors import ActorNotAvailable
+from actorgrpc.flow import Gate
 from actorgrpc.mailbox import Outbox, expand, make_error_reply
 from actorgrpc.v1 import mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 
@@ -60,7 +61,9 @@ class Connection:
         self._pending: dict[int, ReplyCallback] = {}
         self._channel = open_channel(node, address)
         self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(metadata=node.metadata)
-        self._outbox = Outbox(self._call.write)
+        self._outbox = Outbox(self._call.write, Gate(node.mailbox_limit))
+        #: Closed while this stream's queue is full.
+        self.gate = self._outbox.gate
         self._writer = asyncio.ensure_future(self._write_all())
         self._reader = asyncio.ensure_future(self._read_all())
 

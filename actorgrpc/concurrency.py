@@ -102,6 +102,7 @@ class ActorSpec:
     # Travel inside the pickled spec (a pipe to the child), never in argv or env.
     secret: str | None = None
     tls: TLSConfig | None = None
+    mailbox_limit: int = 10_000
 
     def make_actor(self, node: Node) -> Actor:
         """Build the actor this spec describes."""
@@ -308,6 +309,7 @@ async def _process_actor(spec: ActorSpec) -> int:
         arbiter_address=spec.arbiter_address,
         secret=spec.secret,
         tls=spec.tls,
+        mailbox_limit=spec.mailbox_limit,
     )
     await node.start()
     actor = spec.make_actor(node)

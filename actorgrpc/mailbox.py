@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from actorgrpc import wire
-from actorgrpc.errors import error_to_pb
+from actorgrpc.errors import ResourceExhausted, error_to_pb
+from actorgrpc.flow import Gate
 from actorgrpc.v1 import mailbox_pb2
 
-__all__ = ["Outbox", "expand", "make_error_reply", "make_reply"]
+__all__ = ["Outbox", "check_size", "expand", "make_error_reply", "make_reply"]
 
 Envelope = mailbox_pb2.Envelope
 REQUEST = mailbox_pb2.ENVELOPE_KIND_REQUEST
@@ -37,14 +38,27 @@ def expand(env: mailbox_pb2.Envelope) -> Iterator[mailbox_pb2.Envelope]:
         yield env
 
 
-def make_reply(request_id: int, result: Any, *, allow_pickle: bool) -> mailbox_pb2.Envelope:
-    """A reply carrying ``result``; an unencodable result becomes an error reply."""
+def make_reply(
+    request_id: int, result: Any, *, allow_pickle: bool, limit: int = 0
+) -> mailbox_pb2.Envelope:
+    """A reply carrying ``result``; an unencodable or oversized one becomes an error reply."""
     env = Envelope(id=request_id, kind=REPLY)
     try:
         wire.encode_into(env.result, result, allow_pickle=allow_pickle)
+        if limit:
+            check_size(env, limit, "reply")
     except Exception as exc:
         return make_error_reply(request_id, exc)
     return env
+
+
+def check_size(env: mailbox_pb2.Envelope, limit: int, what: str) -> None:
+    """Raise ResourceExhausted when ``env`` is bigger than ``limit`` bytes."""
+    size = env.ByteSize()
+    if size > limit:
+        raise ResourceExhausted(
+            f"{what} of {size} bytes exceeds the limit of {limit} bytes (max_message_size)"
+        )
 
 
 def make_error_reply(request_id: int, exc: BaseException) -> mailbox_pb2.Envelope:
@@ -55,8 +69,12 @@ def make_error_reply(request_id: int, exc: BaseException) -> mailbox_pb2.Envelop
 class Outbox:
     """Envelopes waiting to be written on one stream; IO loop only."""
 
-    def __init__(self, write: Callable[[mailbox_pb2.Envelope], Awaitable[Any]]) -> None:
+    def __init__(
+        self, write: Callable[[mailbox_pb2.Envelope], Awaitable[Any]], gate: Gate | None = None
+    ) -> None:
         self._write = write
+        #: Closed while the queue is full (the peer reads slower than we write).
+        self.gate = gate or Gate()
         self._items: deque[mailbox_pb2.Envelope] = deque()
         self._wakeup = asyncio.Event()
         self._closing = False
@@ -66,8 +84,11 @@ class Outbox:
         """Queue ``env``; False when the outbox no longer writes."""
         if self.closed:
             return False
-        self._items.append(env)
+        items = self._items
+        items.append(env)
         self._wakeup.set()
+        if len(items) >= self.gate.limit:
+            self.gate.update(len(items))
         return True
 
     def __len__(self) -> int:
@@ -86,6 +107,7 @@ class Outbox:
                     continue
                 if len(items) == 1:
                     await self._write(items.popleft())
+                    self.gate.update(0)
                     continue
                 batch = Envelope(kind=BATCH)
                 size = 0
@@ -94,8 +116,10 @@ class Outbox:
                     size += env.ByteSize()
                     batch.batch.append(env)
                 await self._write(batch)
+                self.gate.update(len(items))
         finally:
             self.closed = True
+            self.gate.update(0)  # waiters find it closed rather than wait on
 
     def close(self) -> None:
         """Finish writing what is queued, then stop."""

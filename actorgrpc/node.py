@@ -28,11 +28,13 @@ from actorgrpc.errors import (
     ActorNotAvailable,
     ActorNotFound,
     BadRequest,
+    ResourceExhausted,
     error_from_pb,
 )
 from actorgrpc.futures import new_future
 from actorgrpc.handoff import post
-from actorgrpc.mailbox import REQUEST, Envelope, Outbox, make_error_reply
+from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
+from actorgrpc.mailbox import REQUEST, Envelope, Outbox, check_size, make_error_reply
 from actorgrpc.proxy import ActorProxy
 from actorgrpc.security import TLSConfig, auth_metadata
 
@@ -72,8 +74,13 @@ class Node:
         arbiter_address: Address | None = None,
         secret: str | None = None,
         tls: TLSConfig | None = None,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
         self.host = host
+        #: Requests queued for one actor, or one outgoing stream, before senders wait.
+        self.mailbox_limit = mailbox_limit
+        #: Seconds plain code waits for room in a full mailbox before failing.
+        self.send_wait = 30.0
         #: The tree's secret (None: calls are not checked) and TLS settings.
         self.secret = secret
         self.tls = tls
@@ -223,6 +230,8 @@ class Node:
         allow_pickle = self.allow_pickle
         wire.encode_args(args, env.args, allow_pickle=allow_pickle)
         wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
+        check_size(env, self.max_message_size, f"the message for {action!r}")
+        self._wait_for_room(local, dest, target_id)
         # A local target is reached from this thread, without the IO loop.
         handoff = self.route if local is None else self._to_local
         if not ack:
@@ -245,6 +254,29 @@ class Node:
         else:
             self._to_local(env, local, on_reply)
         return fut
+
+    def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
+        """Block plain code (never the IO loop) while the way to ``dest`` is full."""
+        if local is not None:
+            gate = local._gate
+        else:
+            conn = None
+            if isinstance(dest, ActorProxy):
+                conn = self._connections.get(wire.format_address(dest.address))
+            elif self.resolver is None and self.arbiter_address is not None:
+                conn = self._connections.get(wire.format_address(self.arbiter_address))
+            if conn is None:
+                return
+            gate = conn.gate
+        if gate.is_open() or self.in_io_thread():
+            return
+        if local is not None and local.loop is not None and local._on_own_loop():
+            return  # an actor writing to itself must not wait on itself
+        if not gate.wait(self.send_wait):
+            raise ResourceExhausted(
+                f"the mailbox of {target} stayed full for {self.send_wait:g}s: it reads "
+                "slower than it is written to"
+            )
 
     def _to_local(self, env: mailbox_pb2.Envelope, actor: Actor, on_reply: ReplyCallback | None) -> None:
         """Hand ``env`` to a local actor's loop from any thread (never run it inline)."""
@@ -273,31 +305,32 @@ class Node:
         env: mailbox_pb2.Envelope,
         dest: ActorProxy | str,
         on_reply: ReplyCallback | None,
-    ) -> None:
-        """Deliver ``env`` locally or send it on its way."""
+    ) -> Gate | None:
+        """Deliver ``env`` locally or send it on its way; the gate of the way it took."""
         reply = on_reply or _drop
         if isinstance(dest, ActorProxy):
             actor = self.actors.get(dest.aid)
             if actor is not None:
                 self.deliver(actor, env, reply)
-            elif dest.address == self.address:
+                return actor._gate
+            if dest.address == self.address:
                 reply(make_error_reply(env.id, ActorNotAvailable(f"actor {dest.aid} is not running")))
-            else:
-                self.send_remote(wire.format_address(dest.address), env, on_reply)
-            return
+                return None
+            return self.send_remote(wire.format_address(dest.address), env, on_reply)
         actor = self.local(dest)
         if actor is not None:
             self.deliver(actor, env, reply)
-        elif self.resolver is not None:
+            return actor._gate
+        if self.resolver is not None:
             proxy = self.resolver(dest)
             if proxy is None or proxy.address == self.address:
                 reply(make_error_reply(env.id, self._missing(dest)))
-            else:
-                self.send_remote(wire.format_address(proxy.address), env, on_reply)
-        elif self.arbiter_address is not None:
-            self.send_remote(wire.format_address(self.arbiter_address), env, on_reply)
-        else:
-            reply(make_error_reply(env.id, ActorNotFound(f"no actor {dest!r} here")))
+                return None
+            return self.send_remote(wire.format_address(proxy.address), env, on_reply)
+        if self.arbiter_address is not None:
+            return self.send_remote(wire.format_address(self.arbiter_address), env, on_reply)
+        reply(make_error_reply(env.id, ActorNotFound(f"no actor {dest!r} here")))
+        return None
 
     def _missing(self, target: str) -> ActorError:
         ended = self.obituary(target)
@@ -319,9 +352,11 @@ class Node:
 
     def send_remote(
         self, address: str, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
-    ) -> None:
+    ) -> Gate:
         """Send over the mailbox stream to ``address`` (opened on first use)."""
-        self.connection(address).send(env, on_reply)
+        conn = self.connection(address)
+        conn.send(env, on_reply)
+        return conn.gate
 
     def connection(self, address: str) -> Connection:
         """The mailbox stream to ``address``, opened if needed (IO loop only)."""
@@ -341,16 +376,22 @@ class Node:
 
     # -- receiving (IO loop) ----------------------------------------------
 
-    def dispatch(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
-        """Route a request that arrived on this node's server."""
+    def dispatch(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> Gate | None:
+        """Route a request that arrived on this node's server; the gate of the way it took."""
         if env.kind not in (REQUEST, 0):
             reply(make_error_reply(env.id, BadRequest(f"expected a request, got kind {env.kind}")))
-            return
+            return None
+        try:
+            check_size(env, self.max_message_size, "the message")
+        except ResourceExhausted as exc:
+            reply(make_error_reply(env.id, exc))
+            return None
         target = env.target
         actor = self.local(target) if target else self.main_actor
         if actor is not None:
             self.deliver(actor, env, reply)
-        elif self.resolver is not None:
+            return actor._gate
+        if self.resolver is not None:
             # The arbiter forwards to actors it knows, under an id of its own.
             original = env.id
             forwarded = Envelope()
@@ -361,9 +402,9 @@ class Node:
                 answer.id = original
                 reply(answer)
 
-            self.route(forwarded, target, None if env.no_reply else back)
-        else:
-            reply(make_error_reply(env.id, ActorNotFound(f"no actor {target!r} at {self.address_text}")))
+            return self.route(forwarded, target, None if env.no_reply else back)
+        reply(make_error_reply(env.id, ActorNotFound(f"no actor {target!r} at {self.address_text}")))
+        return None
 
     # -- the supervisor ---------------------------------------------------
 

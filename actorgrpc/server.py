@@ -83,7 +83,10 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         try:
             async for message in requests:
                 for env in expand(message):
-                    node.dispatch(env, reply)
+                    gate = node.dispatch(env, reply)
+                    if gate is not None and not gate.is_open():
+                        # Stop reading: gRPC flow control then slows the sender.
+                        await gate.wait_async()
         except grpc.aio.AioRpcError:
             pass
 

@@ -1,0 +1,70 @@
+"""Backpressure: gates that close when a queue is full and slow its senders down.
+
+A gate closes when its queue reaches ``limit`` and opens again when it has
+drained to half of that. Plain code waits on it as on a threading.Event; the
+IO loop awaits it, and stops reading the stream meanwhile, so that gRPC's flow
+control pushes back on the remote sender instead of memory growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from actorgrpc.handoff import post
+
+__all__ = ["DEFAULT_MAILBOX_LIMIT", "Gate"]
+
+#: Messages queued for one actor (or one stream) before its senders wait.
+DEFAULT_MAILBOX_LIMIT = 10_000
+
+
+class Gate:
+    """Open while a queue has room."""
+
+    __slots__ = ("_lock", "_open", "_waiters", "limit")
+
+    def __init__(self, limit: int = DEFAULT_MAILBOX_LIMIT) -> None:
+        self.limit = limit
+        self._open = threading.Event()
+        self._open.set()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def is_open(self) -> bool:
+        """True while senders may go on."""
+        return self._open.is_set()
+
+    def update(self, size: int) -> None:
+        """Tell the gate how long its queue is now (any thread)."""
+        if size >= self.limit:
+            if self._open.is_set():
+                self._open.clear()
+        elif size <= self.limit // 2 and not self._open.is_set():
+            with self._lock:
+                self._open.set()
+                waiters, self._waiters = self._waiters, []
+            for loop, fut in waiters:
+                try:
+                    post(loop, _wake, fut)
+                except RuntimeError:
+                    pass
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block this thread until the gate opens; False after ``timeout`` seconds."""
+        return self._open.wait(timeout)
+
+    async def wait_async(self) -> None:
+        """Wait on the running loop until the gate opens."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._open.is_set():
+                return
+            self._waiters.append((loop, fut))
+        await fut
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
