@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -33,7 +34,7 @@ from actorgrpc.futures import new_future
 from actorgrpc.node import Node
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
 from actorgrpc.monitor import Monitor, MonitorConcurrency
-from actorgrpc.security import TLSConfig, check_listen, resolve_secret
+from actorgrpc.security import SECRET_ENV, TLSConfig, check_listen, resolve_secret
 from actorgrpc.supervisor import LocalSupervisorClient, Supervisor
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class Arbiter(Actor):
         tls_config = TLSConfig.load(tls)
         check_listen(host, tls_config, insecure)
         #: The tree's secret: every call must carry ``authorization: Bearer <secret>``.
-        self.secret = resolve_secret(secret) if _REQUIRE_SECRET else secret
+        wanted = _REQUIRE_SECRET or secret is not None or bool(os.environ.get(SECRET_ENV))
+        self.secret = resolve_secret(secret) if wanted else None
         node = Node(
             host=host,
             port=port,

@@ -56,7 +56,8 @@ __all__ = ["CliError", "main"]
 PROG = "actorgrpc"
 #: Default seconds to wait for an answer.
 DEFAULT_TIMEOUT = 10.0
-#: Trailing metadata key carrying the serialized Error of a failed Mailbox.Send.
+#: Trailing metadata key carrying the serialized Error of a failed Mailbox.Send
+#: (actorgrpc.server.ERROR_METADATA_KEY; not imported, to keep the client light).
 ERROR_METADATA_KEY = "actorgrpc-error-bin"
 _C = mailbox_pb2.ErrorCode
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from actorgrpc.client import Connection, SupervisorClient
     from actorgrpc.v1 import mailbox_pb2
 
-__all__ = ["Node", "current_node"]
+__all__ = ["Node", "current_node", "drop_reply"]
 
 log = logging.getLogger("actorgrpc")
 
@@ -56,7 +56,8 @@ def current_node() -> Node | None:
     return _node
 
 
-def _drop(env: mailbox_pb2.Envelope) -> None:
+def drop_reply(env: mailbox_pb2.Envelope) -> None:
+    """The reply callback of requests sent without ack: only errors are logged."""
     if env.HasField("error"):
         log.warning("error in a command sent without ack: %s: %s", env.error.type, env.error.message)
 
@@ -161,15 +162,15 @@ class Node:
         else:
             post(self.loop, fn, *args)
 
-    def reply_to(self, outbox: Outbox) -> ReplyCallback:
-        """A thread-safe callback queueing replies on a server stream's outbox."""
+    def on_io_loop(self, fn: ReplyCallback) -> ReplyCallback:
+        """A thread-safe callback that runs ``fn`` on the IO loop."""
 
         def reply(env: mailbox_pb2.Envelope) -> None:
             if self.in_io_thread():
-                outbox.put(env)
+                fn(env)
             else:
                 try:
-                    post(self.loop, outbox.put, env)
+                    post(self.loop, fn, env)
                 except RuntimeError:  # the IO loop closed: the stream is gone
                     pass
 
@@ -280,7 +281,7 @@ class Node:
 
     def _to_local(self, env: mailbox_pb2.Envelope, actor: Actor, on_reply: ReplyCallback | None) -> None:
         """Hand ``env`` to a local actor's loop from any thread (never run it inline)."""
-        reply = on_reply or _drop
+        reply = on_reply or drop_reply
         loop = actor.loop
         if loop is None:
             reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
@@ -307,7 +308,7 @@ class Node:
         on_reply: ReplyCallback | None,
     ) -> Gate | None:
         """Deliver ``env`` locally or send it on its way; the gate of the way it took."""
-        reply = on_reply or _drop
+        reply = on_reply or drop_reply
         if isinstance(dest, ActorProxy):
             actor = self.actors.get(dest.aid)
             if actor is not None:

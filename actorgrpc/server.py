@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from actorgrpc.client import channel_options
 from actorgrpc.errors import ActorError, BadRequest
 from actorgrpc.mailbox import Outbox, expand, make_error_reply
+from actorgrpc.node import drop_reply
 from actorgrpc.security import AuthInterceptor
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 
@@ -61,13 +62,18 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         node = self._node
         outbox = Outbox(context.write)
         node.server_outboxes.add(outbox)
+        unanswered = _Unanswered()
         writer = asyncio.ensure_future(outbox.run())
-        reader = asyncio.ensure_future(self._read(request_iterator, node.reply_to(outbox)))
+        reader = asyncio.ensure_future(self._read(request_iterator, outbox, unanswered))
         closing = asyncio.ensure_future(node.closing.wait())
         try:
-            # Until the peer is done writing, or this node closes: then answer
-            # what is already under way and end the call with OK.
+            # Until the peer is done writing and every request it made has its
+            # reply, or this node closes: then flush and end the call with OK.
             await asyncio.wait((reader, closing), return_when=asyncio.FIRST_COMPLETED)
+            if not closing.done():
+                idle = asyncio.ensure_future(unanswered.idle.wait())
+                await asyncio.wait((idle, closing), return_when=asyncio.FIRST_COMPLETED)
+                idle.cancel()
             outbox.close()
             await asyncio.wait_for(asyncio.shield(writer), 2.0)
         except (asyncio.CancelledError, TimeoutError):
@@ -78,12 +84,27 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
             for task in (reader, closing, writer):
                 task.cancel()
 
-    async def _read(self, requests: AsyncIterator[mailbox_pb2.Envelope], reply: Any) -> None:
+    async def _read(
+        self,
+        requests: AsyncIterator[mailbox_pb2.Envelope],
+        outbox: Outbox,
+        unanswered: _Unanswered,
+    ) -> None:
         node = self._node
+
+        def answer(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
+            outbox.put(env)
+            unanswered.done()
+
+        reply = node.on_io_loop(answer)
         try:
             async for message in requests:
                 for env in expand(message):
-                    gate = node.dispatch(env, reply)
+                    if env.no_reply:
+                        gate = node.dispatch(env, drop_reply)
+                    else:
+                        unanswered.add()
+                        gate = node.dispatch(env, reply)
                     if gate is not None and not gate.is_open():
                         # Stop reading: gRPC flow control then slows the sender.
                         await gate.wait_async()
@@ -119,6 +140,24 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
             await context.abort(STATUS_BY_CODE.get(error.code, grpc.StatusCode.UNKNOWN),
                                 f"{error.type}: {error.message}")
         return env
+
+
+class _Unanswered:
+    """Requests of one stream still waiting for their replies (IO loop only)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def add(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def done(self) -> None:
+        self.count -= 1
+        if self.count <= 0:
+            self.idle.set()
 
 
 class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):
