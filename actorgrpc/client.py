@@ -38,6 +38,8 @@ def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", limit),
         # Local peers: never let the channel idle into reconnect delays.
         ("grpc.enable_retries", 0),
+        # Never share a port with another server (gRPC allows it by default).
+        ("grpc.so_reuseport", 0),
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]

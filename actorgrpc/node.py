@@ -233,26 +233,25 @@ class Node:
         wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         check_size(env, self.max_message_size, f"the message for {action!r}")
         self._wait_for_room(local, dest, target_id)
-        # A local target is reached from this thread, without the IO loop.
-        handoff = self.route if local is None else self._to_local
-        if not ack:
+        on_reply: ReplyCallback | None = None
+        fut = None
+        if ack:
+            fut, settle = new_future(target_id, f"from {target_id} to {action!r}")
+
+            def on_reply(reply: mailbox_pb2.Envelope) -> None:
+                if reply.HasField("error"):
+                    settle(False, error_from_pb(reply.error))
+                    return
+                try:
+                    settle(True, wire.decode(reply.result, allow_pickle=allow_pickle))
+                except ActorError as exc:
+                    settle(False, exc)
+        else:
             env.no_reply = True
-            self.call_soon(handoff, env, local or dest, None)
-            return None
-        fut, settle = new_future(target_id, f"from {target_id} to {action!r}")
-
-        def on_reply(reply: mailbox_pb2.Envelope) -> None:
-            if reply.HasField("error"):
-                settle(False, error_from_pb(reply.error))
-                return
-            try:
-                settle(True, wire.decode(reply.result, allow_pickle=allow_pickle))
-            except ActorError as exc:
-                settle(False, exc)
-
         if local is None:
             self.call_soon(self.route, env, dest, on_reply)
         else:
+            # A local target is reached from this thread, without the IO loop.
             self._to_local(env, local, on_reply)
         return fut
 
