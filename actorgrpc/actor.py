@@ -271,8 +271,14 @@ class Actor:
             reply(make_error_reply(request_id, task.exception()))  # type: ignore[arg-type]
         else:
             node = self._node
-            reply(make_reply(request_id, task.result(), allow_pickle=node.allow_pickle,
-                             limit=node.max_message_size))
+            reply(
+                make_reply(
+                    request_id,
+                    task.result(),
+                    allow_pickle=node.allow_pickle,
+                    limit=node.max_message_size,
+                )
+            )
 
     # -- info -------------------------------------------------------------
 
@@ -298,7 +304,9 @@ class Actor:
             },
             "events": {
                 "running": bool(loop and loop.is_running()),
-                "tasks": len(asyncio.all_tasks(loop)) if loop is not None and self._on_own_loop() else 0,
+                "tasks": len(asyncio.all_tasks(loop))
+                if loop is not None and self._on_own_loop()
+                else 0,
                 "commands_in_progress": len(self._tasks),
             },
             "extra": dict(self.extra),

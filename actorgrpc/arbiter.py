@@ -31,9 +31,9 @@ from actorgrpc.consts import (
 from actorgrpc.errors import ActorError, ActorTimeout, BadRequest
 from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT
 from actorgrpc.futures import new_future
+from actorgrpc.monitor import Monitor, MonitorConcurrency
 from actorgrpc.node import Node
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
-from actorgrpc.monitor import Monitor, MonitorConcurrency
 from actorgrpc.security import SECRET_ENV, TLSConfig, check_listen, resolve_secret
 from actorgrpc.supervisor import LocalSupervisorClient, Supervisor
 
@@ -117,15 +117,25 @@ class Arbiter(Actor):
         if not isinstance(name, str) or not name:
             raise TypeError(f"arbiter: name must be a non-empty str, not {name!r}")
         if start_method not in START_METHODS:
-            raise ValueError(f"arbiter: start_method must be one of {START_METHODS}, not {start_method!r}")
-        if isinstance(max_message_size, bool) or not isinstance(max_message_size, int) or max_message_size < 1024:
-            raise ValueError(f"arbiter: max_message_size must be an int >= 1024, not {max_message_size!r}")
+            raise ValueError(
+                f"arbiter: start_method must be one of {START_METHODS}, not {start_method!r}"
+            )
+        if (
+            isinstance(max_message_size, bool)
+            or not isinstance(max_message_size, int)
+            or max_message_size < 1024
+        ):
+            raise ValueError(
+                f"arbiter: max_message_size must be an int >= 1024, not {max_message_size!r}"
+            )
         if isinstance(max_mailbox, bool) or not isinstance(max_mailbox, int) or max_mailbox < 2:
             raise ValueError(f"arbiter: max_mailbox must be an int >= 2, not {max_mailbox!r}")
         hooks = {"start": start, "stopping": stopping, "periodic_task": periodic_task}
         for key, hook in hooks.items():
             if hook is not None and not callable(hook):
-                raise TypeError(f"arbiter: the {key} hook must be callable, not {type(hook).__name__}")
+                raise TypeError(
+                    f"arbiter: the {key} hook must be callable, not {type(hook).__name__}"
+                )
         tls_config = TLSConfig.load(tls)
         check_listen(host, tls_config, insecure)
         #: The tree's secret: every call must carry ``authorization: Bearer <secret>``.
@@ -172,7 +182,7 @@ class Arbiter(Actor):
 
     # -- running ------------------------------------------------------------
 
-    def start(self) -> None:  # type: ignore[override]
+    def start(self) -> None:
         """Run the arbiter in this thread until ``stop()``, SIGINT or SIGTERM."""
         if self._thread is not None or self._ready.is_set():
             raise RuntimeError("this arbiter is already running")
@@ -207,7 +217,11 @@ class Arbiter(Actor):
         """Stop every actor, then the arbiter; from plain code, wait until done."""
         super().stop(exc, exit_code)
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread() and not self._node.in_io_thread():
+        if (
+            thread is not None
+            and thread is not threading.current_thread()
+            and not self._node.in_io_thread()
+        ):
             thread.join()
 
     @property
@@ -286,7 +300,9 @@ class Arbiter(Actor):
         params = check_spawn_params(params)
         fut, settle = new_future(params["aid"], f"spawning {params['aid']}")
         if not self._ready.is_set() or self._finished.is_set():
-            raise RuntimeError("the arbiter is not running: use `with arbiter():` or arbiter().start()")
+            raise RuntimeError(
+                "the arbiter is not running: use `with arbiter():` or arbiter().start()"
+            )
 
         async def go() -> None:
             try:
@@ -381,7 +397,9 @@ class Arbiter(Actor):
         monitor = Monitor(arbiter=self, name=name, **params)
         node = self._node
         if not self._ready.is_set() or self._finished.is_set():
-            raise RuntimeError("the arbiter is not running: use `with arbiter():` or arbiter().start()")
+            raise RuntimeError(
+                "the arbiter is not running: use `with arbiter():` or arbiter().start()"
+            )
         if node.in_io_thread():
             self._start_monitor(monitor)
         else:
@@ -398,7 +416,9 @@ class Arbiter(Actor):
         node = self._node
         impl = MonitorConcurrency(monitor, node.loop)
         token = secrets.token_hex(16)
-        entry = ActorProxyMonitor(monitor.aid, monitor.name, node.address, impl, "monitor", self.aid)
+        entry = ActorProxyMonitor(
+            monitor.aid, monitor.name, node.address, impl, "monitor", self.aid
+        )
         self.supervisor.add(entry, token, lambda ok, value: None)
         monitor._spawn_token = token
         monitor._sup_client = LocalSupervisorClient(node, self.supervisor)
@@ -448,11 +468,13 @@ class Arbiter(Actor):
         if processes:
             alive = await self.supervisor.wait_ended(alive, 2.0)
         for aid in alive:
-            self.supervisor.actor_exited(aid, None, "terminated: cut off after it did not stop in time")
+            self.supervisor.actor_exited(
+                aid, None, "terminated: cut off after it did not stop in time"
+            )
 
     # -- info ---------------------------------------------------------------------
 
-    def get_actor(self, aid: str) -> ActorProxyMonitor | ActorProxy | None:  # type: ignore[override]
+    def get_actor(self, aid: str) -> ActorProxyMonitor | ActorProxy | None:
         """The monitor of the actor ``aid`` (or name), the arbiter's proxy, or None."""
         sup = self.supervisor
         if aid in (self.aid, self.name, "arbiter"):

@@ -40,6 +40,8 @@ def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
         ("grpc.enable_retries", 0),
         # Never share a port with another server (gRPC allows it by default).
         ("grpc.so_reuseport", 0),
+        # Streams one connection may have open at once (servers).
+        ("grpc.max_concurrent_streams", 256),
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
@@ -111,7 +113,7 @@ class Connection:
             self._fail(request_id, reason)
         if not self._reader.done():
             self._reader.cancel()
-        asyncio.ensure_future(self._channel.close())
+        self._closing = asyncio.ensure_future(self._channel.close(None))
 
     def _fail(self, request_id: int, reason: str) -> None:
         callback = self._pending.pop(request_id, None)
@@ -134,7 +136,7 @@ class Connection:
         self._reader.cancel()
         for request_id in list(self._pending):
             self._fail(request_id, "the connection was closed")
-        await self._channel.close()
+        await self._channel.close(None)
 
 
 class SupervisorClient:
@@ -162,7 +164,9 @@ class SupervisorClient:
         """Find an actor by aid or name; None when the arbiter knows none."""
         try:
             response = await self._stub.Lookup(
-                supervisor_pb2.LookupRequest(target=target), timeout=timeout, metadata=self._metadata
+                supervisor_pb2.LookupRequest(target=target),
+                timeout=timeout,
+                metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
@@ -172,4 +176,4 @@ class SupervisorClient:
 
     async def close(self) -> None:
         """Close the channel."""
-        await self._channel.close()
+        await self._channel.close(None)

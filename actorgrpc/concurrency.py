@@ -18,7 +18,6 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc.actor import Actor, new_aid
@@ -26,8 +25,8 @@ from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES
 
 if TYPE_CHECKING:
     from actorgrpc._typing import Address, Hook
-    from actorgrpc.security import TLSConfig
     from actorgrpc.node import Node
+    from actorgrpc.security import TLSConfig
     from actorgrpc.supervisor import Supervisor
 
 __all__ = [
@@ -59,11 +58,15 @@ def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
     out = dict(params)
     aid = out.get("aid") or new_aid()
     if not isinstance(aid, str) or len(aid) > 128 or not aid.isprintable():
-        raise TypeError(f"spawn: aid must be a printable str of at most 128 characters, not {aid!r}")
+        raise TypeError(
+            f"spawn: aid must be a printable str of at most 128 characters, not {aid!r}"
+        )
     out["aid"] = aid
     name = out.get("name")
     if name is not None and (not isinstance(name, str) or not name or len(name) > 128):
-        raise TypeError(f"spawn: name must be a non-empty str of at most 128 characters, not {name!r}")
+        raise TypeError(
+            f"spawn: name must be a non-empty str of at most 128 characters, not {name!r}"
+        )
     if name == "arbiter":
         raise ValueError("spawn: the name 'arbiter' is reserved")
     concurrency = out.setdefault("concurrency", "process")
@@ -71,12 +74,14 @@ def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"spawn: concurrency must be one of {CONCURRENCY}, not {concurrency!r}")
     for hook in HOOKS:
         if out.get(hook) is not None and not callable(out[hook]):
-            raise TypeError(f"spawn: the {hook} hook must be callable, not {type(out[hook]).__name__}")
+            raise TypeError(
+                f"spawn: the {hook} hook must be callable, not {type(out[hook]).__name__}"
+            )
     actor_class = out.get("actor_class", Actor)
     if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
         raise TypeError(f"spawn: actor_class must be a subclass of Actor, not {actor_class!r}")
     timeout = out.get("timeout", SPAWN_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, Real) or not timeout > 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValueError(f"spawn: timeout must be a positive number of seconds, not {timeout!r}")
     return out
 
@@ -127,7 +132,7 @@ class ProcessConcurrency:
 
     def __init__(self, spec: ActorSpec, start_method: str = "forkserver") -> None:
         self.spec = spec
-        self._ctx = multiprocessing.get_context(start_method)
+        self._ctx: Any = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload(["actorgrpc.concurrency"])
         self.process: Any = None
@@ -284,7 +289,9 @@ def process_main(spec: ActorSpec) -> None:
     _in_actor_process = True
     # Ctrl-C reaches the whole process group: the arbiter decides, not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=spec.log_level, format="%(asctime)s %(name)s %(process)d: %(message)s")
+    logging.basicConfig(
+        level=spec.log_level, format="%(asctime)s %(name)s %(process)d: %(message)s"
+    )
     for module in spec.command_modules:
         if module in ("__main__", "__mp_main__") or module in sys.modules:
             continue

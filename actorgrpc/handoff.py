@@ -55,7 +55,9 @@ class _Poster:
                 log.exception("callback %r failed", fn)
 
 
-_posters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poster] = weakref.WeakKeyDictionary()
+_posters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poster] = (
+    weakref.WeakKeyDictionary()
+)
 _posters_lock = threading.Lock()
 
 

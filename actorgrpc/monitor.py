@@ -15,6 +15,7 @@ from actorgrpc.concurrency import check_spawn_params
 if TYPE_CHECKING:
     from actorgrpc.arbiter import Arbiter
     from actorgrpc.concurrency import OnExit
+    from actorgrpc.proxy import ActorProxyMonitor
 
 __all__ = ["Monitor", "MonitorConcurrency"]
 
@@ -45,8 +46,14 @@ class Monitor(Actor):
             raise ValueError(f"add_monitor: num_workers must be an int >= 0, not {num_workers!r}")
         if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
             raise ValueError(f"add_monitor: max_restarts must be an int >= 0, not {max_restarts!r}")
-        if isinstance(restart_window, bool) or not isinstance(restart_window, int | float) or restart_window <= 0:
-            raise ValueError(f"add_monitor: restart_window must be > 0 seconds, not {restart_window!r}")
+        if (
+            isinstance(restart_window, bool)
+            or not isinstance(restart_window, int | float)
+            or restart_window <= 0
+        ):
+            raise ValueError(
+                f"add_monitor: restart_window must be > 0 seconds, not {restart_window!r}"
+            )
         for key in ("aid", "name"):
             if key in worker_params:
                 raise TypeError(f"add_monitor: workers get fresh aids and no names; drop {key!r}")
@@ -59,8 +66,8 @@ class Monitor(Actor):
         self.max_restarts = max_restarts
         self.restart_window = float(restart_window)
         self.worker_params = worker_params
-        self.managed_actors = {}
-        self.terminated_actors = {}
+        self.managed_actors: dict[str, ActorProxyMonitor] = {}
+        self.terminated_actors: dict[str, dict[str, Any]] = {}
         #: False once the restart budget is spent.
         self.restarting = True
         self.restarts = 0
@@ -81,9 +88,7 @@ class Monitor(Actor):
 
     async def _call_hook(self, name: str) -> None:
         await super()._call_hook(name)
-        if name == "start":
-            self._maintain()
-        elif name == "periodic_task":
+        if name == "start" or name == "periodic_task":
             self._maintain()
 
     def _maintain(self) -> None:
@@ -136,12 +141,10 @@ class Monitor(Actor):
 
     def _worker_ended(self, aid: str, record: dict[str, Any]) -> int:
         """A worker ended: replace it (unless stopping or out of restarts)."""
-        self.terminated_actors[aid] = record  # type: ignore[index]
-        if not self.after_run() and not self._arbiter.after_run() and self.restarting:
-            if self._count_restart():
-                loop = self._loop
-                if loop is not None:
-                    loop.call_soon(self._maintain)
+        self.terminated_actors[aid] = record
+        stopping = self.after_run() or self._arbiter.after_run()
+        if not stopping and self.restarting and self._count_restart() and self._loop is not None:
+            self._loop.call_soon(self._maintain)
         return self.restarts
 
     # -- info ---------------------------------------------------------------------
@@ -186,7 +189,8 @@ class MonitorConcurrency:
         self._on_exit = on_exit
 
     async def _main(self) -> None:
-        code, how = 0, ""
+        code: int | None = 0
+        how = ""
         try:
             await self.monitor._run()
         except asyncio.CancelledError:

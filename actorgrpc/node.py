@@ -31,9 +31,9 @@ from actorgrpc.errors import (
     ResourceExhausted,
     error_from_pb,
 )
+from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
 from actorgrpc.futures import new_future
 from actorgrpc.handoff import post
-from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
 from actorgrpc.mailbox import REQUEST, Envelope, Outbox, check_size, make_error_reply
 from actorgrpc.proxy import ActorProxy
 from actorgrpc.security import TLSConfig, auth_metadata
@@ -59,7 +59,9 @@ def current_node() -> Node | None:
 def drop_reply(env: mailbox_pb2.Envelope) -> None:
     """The reply callback of requests sent without ack: only errors are logged."""
     if env.HasField("error"):
-        log.warning("error in a command sent without ack: %s: %s", env.error.type, env.error.message)
+        log.warning(
+            "error in a command sent without ack: %s: %s", env.error.type, env.error.message
+        )
 
 
 class Node:
@@ -220,9 +222,7 @@ class Node:
             dest = target_id = target
             local = self.local(target)
         else:
-            raise TypeError(
-                f"send target must be an ActorProxy, an aid or a name, not {target!r}"
-            )
+            raise TypeError(f"send target must be an ActorProxy, an aid or a name, not {target!r}")
         if not isinstance(action, str) or not action:
             raise TypeError(f"send action must be a non-empty str, not {action!r}")
         env = Envelope(id=next(self._ids), kind=REQUEST, target=target_id, action=action)
@@ -278,7 +278,9 @@ class Node:
                 "slower than it is written to"
             )
 
-    def _to_local(self, env: mailbox_pb2.Envelope, actor: Actor, on_reply: ReplyCallback | None) -> None:
+    def _to_local(
+        self, env: mailbox_pb2.Envelope, actor: Actor, on_reply: ReplyCallback | None
+    ) -> None:
         """Hand ``env`` to a local actor's loop from any thread (never run it inline)."""
         reply = on_reply or drop_reply
         loop = actor.loop
@@ -314,7 +316,9 @@ class Node:
                 self.deliver(actor, env, reply)
                 return actor._gate
             if dest.address == self.address:
-                reply(make_error_reply(env.id, ActorNotAvailable(f"actor {dest.aid} is not running")))
+                reply(
+                    make_error_reply(env.id, ActorNotAvailable(f"actor {dest.aid} is not running"))
+                )
                 return None
             return self.send_remote(wire.format_address(dest.address), env, on_reply)
         actor = self.local(dest)
@@ -403,7 +407,9 @@ class Node:
                 reply(answer)
 
             return self.route(forwarded, target, None if env.no_reply else back)
-        reply(make_error_reply(env.id, ActorNotFound(f"no actor {target!r} at {self.address_text}")))
+        reply(
+            make_error_reply(env.id, ActorNotFound(f"no actor {target!r} at {self.address_text}"))
+        )
         return None
 
     # -- the supervisor ---------------------------------------------------
@@ -415,5 +421,7 @@ class Node:
         if self._supervisor_client is None:
             if self.arbiter_address is None:
                 raise ActorNotFound("no arbiter address known in this process")
-            self._supervisor_client = SupervisorClient(self, wire.format_address(self.arbiter_address))
+            self._supervisor_client = SupervisorClient(
+                self, wire.format_address(self.arbiter_address)
+            )
         return self._supervisor_client

@@ -21,7 +21,14 @@ from typing import Any
 
 import grpc
 
-__all__ = ["AUTH_HEADER", "SECRET_ENV", "AuthInterceptor", "TLSConfig", "check_listen", "resolve_secret"]
+__all__ = [
+    "AUTH_HEADER",
+    "SECRET_ENV",
+    "AuthInterceptor",
+    "TLSConfig",
+    "check_listen",
+    "resolve_secret",
+]
 
 log = logging.getLogger("actorgrpc")
 
@@ -52,7 +59,9 @@ def _read(value: str | bytes | Path | None, what: str) -> bytes | None:
         try:
             return Path(value).read_bytes()
         except OSError as exc:
-            raise ValueError(f"tls: cannot read the {what} file {value!s}: {exc.strerror}") from None
+            raise ValueError(
+                f"tls: cannot read the {what} file {value!s}: {exc.strerror}"
+            ) from None
     raise TypeError(f"tls: the {what} must be a path or bytes, not {type(value).__name__}")
 
 
@@ -72,7 +81,7 @@ class TLSConfig:
 
     @classmethod
     def load(cls, value: TLSConfig | Mapping[str, Any] | None) -> TLSConfig | None:
-        """From a TLSConfig, or a dict of ``cert``, ``key``, ``ca`` (paths or bytes) and ``mutual``."""
+        """From a TLSConfig, or a dict: ``cert``, ``key``, ``ca`` (paths or bytes), ``mutual``."""
         if value is None or isinstance(value, TLSConfig):
             return value
         if not isinstance(value, Mapping):
@@ -122,8 +131,11 @@ def check_listen(host: str, tls: TLSConfig | None, insecure: bool) -> None:
             "in clear. Pass tls={'cert':..., 'key':..., 'ca':...}, or insecure=True if you "
             "really mean it"
         )
-    log.warning("listening on %s without TLS (insecure=True): anyone on the path can "
-                "read the secret and the messages", host)
+    log.warning(
+        "listening on %s without TLS (insecure=True): anyone on the path can "
+        "read the secret and the messages",
+        host,
+    )
 
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
@@ -153,7 +165,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 def _rejecting(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
     async def reject(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        log.warning("rejected a call to %s from %s: missing or wrong secret", method, context.peer())
+        log.warning(
+            "rejected a call to %s from %s: missing or wrong secret", method, context.peer()
+        )
         await context.abort(
             grpc.StatusCode.UNAUTHENTICATED,
             f"{method}: missing or wrong secret (send metadata '{AUTH_HEADER}: Bearer <secret>')",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -44,6 +46,8 @@ STATUS_BY_CODE: dict[int, grpc.StatusCode] = {
     _C.ERROR_CODE_RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     _C.ERROR_CODE_PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
 }
+#: Handshakes one connection may make in a second.
+HANDSHAKES_PER_SECOND = 20
 #: Trailing metadata key carrying the serialized Error of a failed Send.
 ERROR_METADATA_KEY = "actorgrpc-error-bin"
 _MAILBOX = mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name
@@ -54,7 +58,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    async def Stream(  # noqa: N802 - gRPC method name
+    async def Stream(
         self,
         request_iterator: AsyncIterator[mailbox_pb2.Envelope],
         context: grpc.aio.ServicerContext[Any, Any],
@@ -111,7 +115,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         except grpc.aio.AioRpcError:
             pass
 
-    async def Send(  # noqa: N802 - gRPC method name
+    async def Send(
         self, request: mailbox_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
     ) -> mailbox_pb2.Envelope:
         loop = asyncio.get_running_loop()
@@ -137,8 +141,10 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         if env.HasField("error"):
             error = env.error
             context.set_trailing_metadata(((ERROR_METADATA_KEY, error.SerializeToString()),))
-            await context.abort(STATUS_BY_CODE.get(error.code, grpc.StatusCode.UNKNOWN),
-                                f"{error.type}: {error.message}")
+            await context.abort(
+                STATUS_BY_CODE.get(error.code, grpc.StatusCode.UNKNOWN),
+                f"{error.type}: {error.message}",
+            )
         return env
 
 
@@ -163,6 +169,9 @@ class _Unanswered:
 class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):
     def __init__(self, supervisor: Supervisor) -> None:
         self._sup = supervisor
+        # Handshakes per connection in the last second: a peer hammering the
+        # arbiter is refused instead of starving the others.
+        self._handshakes: dict[str, deque[float]] = {}
 
     async def _guard(self, context: grpc.aio.ServicerContext[Any, Any], fn: Any, *args: Any) -> Any:
         try:
@@ -170,16 +179,28 @@ class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):
         except ActorError as exc:
             await context.abort(STATUS_BY_CODE.get(exc.code, grpc.StatusCode.UNKNOWN), str(exc))
 
-    async def Handshake(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Handshake(self, request: Any, context: Any) -> Any:
+        now = time.monotonic()
+        recent = self._handshakes.setdefault(context.peer(), deque())
+        while recent and recent[0] < now - 1.0:
+            recent.popleft()
+        if len(recent) >= HANDSHAKES_PER_SECOND:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"more than {HANDSHAKES_PER_SECOND} handshakes a second from this peer",
+            )
+        recent.append(now)
+        if len(self._handshakes) > 1024:  # forget idle peers
+            self._handshakes = {p: d for p, d in self._handshakes.items() if d and d[-1] > now - 1}
         return await self._guard(context, self._sup.handshake, request)
 
-    async def Notify(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Notify(self, request: Any, context: Any) -> Any:
         return await self._guard(context, self._sup.notify, request)
 
-    async def Info(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Info(self, request: Any, context: Any) -> Any:
         return await self._guard(context, self._sup.tree_info)
 
-    async def Lookup(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Lookup(self, request: Any, context: Any) -> Any:
         return await self._guard(context, self._sup.lookup_ref, request.target)
 
 

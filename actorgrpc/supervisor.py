@@ -81,7 +81,9 @@ class Supervisor:
         if (owner is not None and owner != aid) or name == self.arbiter.name:
             raise BadRequest(f"the name {name!r} is taken by actor {owner or self.arbiter.aid}")
 
-    def handshake(self, request: supervisor_pb2.HandshakeRequest) -> supervisor_pb2.HandshakeResponse:
+    def handshake(
+        self, request: supervisor_pb2.HandshakeRequest
+    ) -> supervisor_pb2.HandshakeResponse:
         """A spawned actor announces its address."""
         monitor = self.managed.get(request.aid)
         if monitor is None and request.kind == "external":

@@ -12,22 +12,22 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from actorgrpc.errors import BadRequest, PermissionDenied
 from actorgrpc._typing import Address
+from actorgrpc.errors import BadRequest, PermissionDenied
 from actorgrpc.proxy import ActorProxy
 from actorgrpc.v1 import value_pb2
 
 __all__ = [
     "decode",
-    "encode_args",
-    "encode_into",
     "decode_kwargs",
     "encode",
+    "encode_args",
+    "encode_into",
     "encode_kwargs",
     "format_address",
     "parse_address",
-    "ref_from_proxy",
     "proxy_from_ref",
+    "ref_from_proxy",
 ]
 
 _INT64_MIN = -(2**63)
@@ -133,7 +133,9 @@ def _pickle_into(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
     try:
         data = pickle.dumps(value, protocol=5)
     except Exception as exc:
-        raise BadRequest(f"cannot send a value of type {name}: it cannot be pickled ({exc})") from None
+        raise BadRequest(
+            f"cannot send a value of type {name}: it cannot be pickled ({exc})"
+        ) from None
     out.pickled_value.data = data
     out.pickled_value.type_name = name
 
@@ -204,6 +206,8 @@ def encode_kwargs(kwargs: Mapping[str, Any], into: Any, *, allow_pickle: bool = 
             raise BadRequest("value nested too deeply to encode") from None
 
 
-def decode_kwargs(fields: Mapping[str, value_pb2.Value], *, allow_pickle: bool = True) -> dict[str, Any]:
+def decode_kwargs(
+    fields: Mapping[str, value_pb2.Value], *, allow_pickle: bool = True
+) -> dict[str, Any]:
     """Read a ``map<string, Value>`` field back into a dict."""
     return {k: decode(v, allow_pickle=allow_pickle) for k, v in fields.items()}
