@@ -19,6 +19,7 @@ from actorgrpc.commands import Request, find_command, get_command
 from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
 from actorgrpc.errors import ActorNotAvailable
 from actorgrpc.flow import Gate
+from actorgrpc.handoff import poster_for
 from actorgrpc.mailbox import make_error_reply, make_reply
 from actorgrpc.proxy import ActorProxy
 from actorgrpc.system import system_info
@@ -191,7 +192,7 @@ class Actor:
         from actorgrpc.concurrency import check_spawn_params
 
         params = check_spawn_params(params)
-        fut = self.send("arbiter", "spawn", **params)
+        fut = self._node.request(self, "arbiter", "spawn", (), params, ack=True, tagged=True)
         fut.aid = params["aid"]
         return fut
 
@@ -345,6 +346,7 @@ class Actor:
     async def _run(self) -> None:
         """The actor's whole life; returns when it has stopped."""
         self._loop = asyncio.get_running_loop()
+        self._poster = poster_for(self._loop)
         self._stop_requested = asyncio.Event()
         _current.actor = self
         self._ref.address = self._node.address_text

@@ -298,7 +298,7 @@ class Arbiter(Actor):
     def spawn(self, **params: Any) -> Any:
         """Spawn an actor; a future with ``.aid`` set at once, resolving to its proxy."""
         params = check_spawn_params(params)
-        fut, settle = new_future(params["aid"], f"spawning {params['aid']}")
+        fut, settle = new_future(params["aid"], f"spawning {params['aid']}", tagged=True)
         if not self._ready.is_set() or self._finished.is_set():
             raise RuntimeError(
                 "the arbiter is not running: use `with arbiter():` or arbiter().start()"

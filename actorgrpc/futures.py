@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actorgrpc.errors import ActorTimeout
-from actorgrpc.handoff import post
+from actorgrpc.handoff import poster_for
 
 __all__ = ["ActorFuture", "Settle", "new_future"]
 
@@ -58,8 +58,12 @@ def _set(fut: concurrent.futures.Future[Any] | asyncio.Future[Any], ok: bool, va
         fut.set_exception(value)
 
 
-def new_future(aid: str = "", what: str = "") -> tuple[Any, Settle]:
-    """A future for the calling context, and a thread-safe way to settle it."""
+def new_future(aid: str = "", what: str = "", tagged: bool = False) -> tuple[Any, Settle]:
+    """A future for the calling context, and a thread-safe way to settle it.
+
+    ``tagged`` asyncio futures carry ``.aid`` (spawn's); others are plain,
+    cheaper asyncio futures.
+    """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -72,16 +76,20 @@ def new_future(aid: str = "", what: str = "") -> tuple[Any, Settle]:
                 pass
 
         return cfut, settle_sync
-    afut = AioActorFuture(loop=loop)
-    afut.aid = aid
+    if tagged:
+        afut: asyncio.Future[Any] = AioActorFuture(loop=loop)
+        afut.aid = aid  # type: ignore[attr-defined]
+    else:
+        afut = loop.create_future()
     owner = threading.get_ident()
+    poster = poster_for(loop)
 
     def settle_async(ok: bool, value: Any) -> None:
         if threading.get_ident() == owner:
             _set(afut, ok, value)
         else:
             try:
-                post(loop, _set, afut, ok, value)
+                poster.post(_set, (afut, ok, value))
             except RuntimeError:  # the loop closed: nobody waits any more
                 pass
 

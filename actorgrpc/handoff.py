@@ -15,12 +15,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["post"]
+__all__ = ["post", "poster_for"]
 
 log = logging.getLogger("actorgrpc")
 
 
 class _Poster:
+    """Queues callbacks for one loop; ``post(fn, args)`` from any thread."""
+
     __slots__ = ("__weakref__", "_items", "_lock", "_loop", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -61,15 +63,20 @@ _posters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poster] = (
 _posters_lock = threading.Lock()
 
 
-def post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
-    """Run ``fn(*args)`` soon on ``loop``, from any thread, in order.
-
-    Raises RuntimeError when the loop is closed.
-    """
+def poster_for(loop: asyncio.AbstractEventLoop) -> _Poster:
+    """The poster of ``loop``: keep it to post often without looking it up."""
     poster = _posters.get(loop)
     if poster is None:
         with _posters_lock:
             poster = _posters.get(loop)
             if poster is None:
                 poster = _posters[loop] = _Poster(loop)
-    poster.post(fn, args)
+    return poster
+
+
+def post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)`` soon on ``loop``, from any thread, in order.
+
+    Raises RuntimeError when the loop is closed.
+    """
+    poster_for(loop).post(fn, args)

@@ -52,10 +52,11 @@ def make_reply(
     return env
 
 
-def check_size(env: mailbox_pb2.Envelope, limit: int, what: str) -> None:
+def check_size(env: mailbox_pb2.Envelope, limit: int, what: str, action: str = "") -> None:
     """Raise ResourceExhausted when ``env`` is bigger than ``limit`` bytes."""
     size = env.ByteSize()
     if size > limit:
+        what = f"{what} for {action!r}" if action else what
         raise ResourceExhausted(
             f"{what} of {size} bytes exceeds the limit of {limit} bytes (max_message_size)"
         )

@@ -33,7 +33,7 @@ from actorgrpc.errors import (
 )
 from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
 from actorgrpc.futures import new_future
-from actorgrpc.handoff import post
+from actorgrpc.handoff import poster_for
 from actorgrpc.mailbox import REQUEST, Envelope, Outbox, check_size, make_error_reply
 from actorgrpc.proxy import ActorProxy
 from actorgrpc.security import TLSConfig, auth_metadata
@@ -125,6 +125,7 @@ class Node:
 
         global _node
         self.loop = asyncio.get_running_loop()
+        self._io_poster = poster_for(self.loop)
         self.closing = asyncio.Event()
         self.thread_id = threading.get_ident()
         self._server, port, self.health = await server.serve(self, supervisor)
@@ -162,7 +163,7 @@ class Node:
         if self.in_io_thread():
             self.loop.call_soon(fn, *args)
         else:
-            post(self.loop, fn, *args)
+            self._io_poster.post(fn, args)
 
     def on_io_loop(self, fn: ReplyCallback) -> ReplyCallback:
         """A thread-safe callback that runs ``fn`` on the IO loop."""
@@ -172,7 +173,7 @@ class Node:
                 fn(env)
             else:
                 try:
-                    post(self.loop, fn, env)
+                    self._io_poster.post(fn, (env,))
                 except RuntimeError:  # the IO loop closed: the stream is gone
                     pass
 
@@ -208,6 +209,7 @@ class Node:
         kwargs: Mapping[str, Any],
         *,
         ack: bool = True,
+        tagged: bool = False,
     ) -> Any:
         """Send ``action`` to ``target``; a future of the reply, or None without ack.
 
@@ -231,12 +233,12 @@ class Node:
         allow_pickle = self.allow_pickle
         wire.encode_args(args, env.args, allow_pickle=allow_pickle)
         wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
-        check_size(env, self.max_message_size, f"the message for {action!r}")
+        check_size(env, self.max_message_size, "the message", action)
         self._wait_for_room(local, dest, target_id)
         on_reply: ReplyCallback | None = None
         fut = None
         if ack:
-            fut, settle = new_future(target_id, f"from {target_id} to {action!r}")
+            fut, settle = new_future(target_id, f"from {target_id} to {action!r}", tagged)
 
             def on_reply(reply: mailbox_pb2.Envelope) -> None:
                 if reply.HasField("error"):
@@ -296,7 +298,7 @@ class Node:
             return
         tracked = actor._track(env, reply)
         try:
-            post(loop, actor._receive, env, tracked)
+            actor._poster.post(actor._receive, (env, tracked))
         except RuntimeError:
             actor._fail_inflight("is not running")
 
@@ -348,10 +350,13 @@ class Node:
         if loop is self.loop:
             actor._receive(env, reply)
             return
+        if loop is None:
+            reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
+            return
         tracked = actor._track(env, reply)
         try:
-            post(loop, actor._receive, env, tracked)  # type: ignore[arg-type]
-        except (RuntimeError, TypeError):
+            actor._poster.post(actor._receive, (env, tracked))
+        except RuntimeError:
             actor._fail_inflight("is not running")
 
     def send_remote(
