@@ -68,9 +68,10 @@ class ActorProxyMonitor(ActorProxy):
 
     __slots__ = (
         "_ended",
+        "_info",
+        "_raw_info",
         "death",
         "impl",
-        "info",
         "kind",
         "language",
         "mailbox",
@@ -93,7 +94,8 @@ class ActorProxyMonitor(ActorProxy):
         self.impl = impl
         self.kind = kind
         self.language = "python"
-        self.info: dict[str, Any] = {}
+        self._info: dict[str, Any] = {}
+        self._raw_info: Any = None
         self.notified: float = 0.0
         self.state: int = ACTOR_STATES.INITIAL
         self.pid: int = 0
@@ -108,6 +110,30 @@ class ActorProxyMonitor(ActorProxy):
     def proxy(self) -> ActorProxy:
         """The plain ActorProxy for this actor."""
         return ActorProxy(self.aid, self.name, self.address)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The actor's latest ``info()``, as its last notify reported it."""
+        raw = self._raw_info
+        if raw is not None:
+            from actorgrpc import wire
+
+            self._raw_info = None
+            try:
+                decoded = wire.decode(raw, allow_pickle=False)
+            except Exception as exc:
+                decoded = {"unreadable": f"{type(exc).__name__}: {exc}"}
+            self._info = decoded if isinstance(decoded, dict) else {"unreadable": repr(decoded)}
+        return self._info
+
+    @info.setter
+    def info(self, value: dict[str, Any]) -> None:
+        self._info = value
+        self._raw_info = None
+
+    def set_raw_info(self, value: Any) -> None:
+        """Keep a notify's info Value, to decode when first read."""
+        self._raw_info = value
 
     def is_alive(self) -> bool:
         """True while the underlying actor runs."""

@@ -145,10 +145,8 @@ class Supervisor:
         monitor.notified = time.time()
         monitor.state = request.state
         if request.HasField("info"):
-            try:
-                monitor.info = wire.decode(request.info, allow_pickle=False)
-            except Exception as exc:
-                log.warning("actor %s sent unreadable info: %s", request.aid, exc)
+            # Read when someone asks: most notifies are never looked at.
+            monitor.set_raw_info(request.info)
         if request.error:
             monitor.info["error"] = {"error": request.error, "traceback": request.traceback}
             type_name, _, message = request.error.partition(": ")
