@@ -278,7 +278,8 @@ class Arbiter(Actor):
         # Actors with no process or thread to watch (external ones) are seen
         # dead by missed notifies: look often so that it shows within 2 periods.
         self.supervisor.check_liveness()
-        if not self.after_run() and self._loop is not None:
+        # Until the arbiter has closed: a frozen actor must not hold up its stop.
+        if self.state < ACTOR_STATES.CLOSE and self._loop is not None:
             self._watch = self._loop.call_later(MONITOR_TASK_PERIOD / 10, self._watch_tree)
 
     async def _shutdown(self) -> None:

@@ -12,6 +12,8 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
+from google.protobuf.unknown_fields import UnknownFieldSet
+
 from actorgrpc._typing import Address
 from actorgrpc.errors import BadRequest, PermissionDenied
 from actorgrpc.proxy import ActorProxy
@@ -150,7 +152,12 @@ def decode(value: value_pb2.Value, *, allow_pickle: bool = True) -> Any:
 
 def _read(value: value_pb2.Value, allow_pickle: bool) -> Any:
     kind = value.WhichOneof("kind")
-    if kind is None or kind == "null_value":
+    if kind is None:
+        if len(UnknownFieldSet(value)):
+            # A kind from a newer protocol: refuse it rather than read it as null.
+            raise BadRequest("a Value of a kind this runtime does not know (a newer protocol?)")
+        return None
+    if kind == "null_value":
         return None
     if kind == "list_value":
         items = [_read(v, allow_pickle) for v in value.list_value.items]
