@@ -40,6 +40,7 @@ from actorgrpc import wire
 from actorgrpc.consts import ACTOR_STATES
 from actorgrpc.errors import ActorError
 from actorgrpc.proxy import ActorProxy
+from actorgrpc.security import SECRET_ENV, TLSConfig, auth_metadata
 from actorgrpc.v1 import (
     mailbox_pb2,
     mailbox_pb2_grpc,
@@ -206,10 +207,26 @@ def rpc_error(
 class Client:
     """A synchronous outside client of one actorgrpc node."""
 
-    def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        secret: str | None = None,
+        tls: TLSConfig | None = None,
+        ca: bytes | None = None,
+    ) -> None:
         self.address = parse_address_arg(address)
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(self.address)
+        self._metadata = auth_metadata(secret) if secret else ()
+        if tls is not None:
+            creds = tls.channel_credentials()
+            self._channel = grpc.secure_channel(self.address, creds)
+        elif ca is not None:
+            self._channel = grpc.secure_channel(
+                self.address, grpc.ssl_channel_credentials(root_certificates=ca)
+            )
+        else:
+            self._channel = grpc.insecure_channel(self.address)
         self._mailbox = mailbox_pb2_grpc.MailboxStub(self._channel)
         self._supervisor = supervisor_pb2_grpc.SupervisorStub(self._channel)
 
@@ -232,7 +249,9 @@ class Client:
             raise CliError(f"cannot send the arguments: {exc}", 2) from None
         doing = f"{action!r} on {target!r}"
         try:
-            reply = self._mailbox.Send(envelope, timeout=self.timeout, wait_for_ready=False)
+            reply = self._mailbox.Send(
+                envelope, timeout=self.timeout, wait_for_ready=False, metadata=self._metadata
+            )
         except grpc.RpcError as err:
             raise rpc_error(err, self.address, self.timeout, target, action) from None
         if reply.HasField("error"):  # a peer that answers OK with an error set
@@ -247,7 +266,10 @@ class Client:
         """Supervisor.Info: the whole tree."""
         try:
             return self._supervisor.Info(
-                supervisor_pb2.InfoRequest(), timeout=self.timeout, wait_for_ready=False
+                supervisor_pb2.InfoRequest(),
+                timeout=self.timeout,
+                wait_for_ready=False,
+                metadata=self._metadata,
             )
         except grpc.RpcError as err:
             raise rpc_error(err, self.address, self.timeout, "", "Supervisor.Info") from None
@@ -337,14 +359,14 @@ def ps_table(tree: supervisor_pb2.InfoResponse) -> str:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    with Client(args.address, args.timeout) as client:
+    with _client(args) as client:
         tree = client.tree()
     print(ps_table(tree))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    with Client(args.address, args.timeout) as client:
+    with _client(args) as client:
         if args.target is None:
             tree = client.tree()
             out: Any = {
@@ -360,14 +382,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     values = [parse_json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
     kwargs = dict(parse_kwarg(kw) for kw in args.kw)
-    with Client(args.address, args.timeout) as client:
+    with _client(args) as client:
         result = client.send(args.target, args.action, values, kwargs)
     print(dump_json(result))
     return 0
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    with Client(args.address, args.timeout) as client:
+    with _client(args) as client:
         result = client.send(args.target, "ping")
     if result != "pong":
         raise CliError(f"{args.target!r} answered {result!r} to ping, not 'pong'")
@@ -408,6 +430,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     def announce(arb: Arbiter) -> None:
         host, port = arb.address
         print(f"arbiter {arb.aid} listening on {host}:{port}", flush=True)
+        if arb.secret and arb.secret != args.secret:
+            # A secret made here: tools need it to talk to the tree.
+            print(f"export {SECRET_ENV}={arb.secret}", flush=True)
 
     async def start(arb: Arbiter) -> None:
         if hook is not None:
@@ -422,7 +447,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Until the arbiter's loop handles SIGTERM itself, treat it as Ctrl-C.
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        arb = arbiter(host=args.host, port=args.port, start=start)
+        arb = arbiter(host=args.host, port=args.port, start=start, secret=args.secret,
+                      tls=_tls_from(args, args.mutual), insecure=args.insecure)
     except (TypeError, ValueError) as exc:
         raise CliError(str(exc), 2) from None
     if arb is None:  # pragma: no cover - only inside an actor's process
@@ -439,6 +465,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- the parser -------------------------------------------------------------------
+
+
+def _add_security_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--secret", default=os.environ.get(SECRET_ENV) or None, metavar="SECRET",
+        help=f"the tree's secret (default: ${SECRET_ENV}; `run` makes one if unset)",
+    )
+    p.add_argument("--cacert", metavar="PEM", help="CA certificate: use TLS, trusting it")
+    p.add_argument("--cert", metavar="PEM", help="this side's TLS certificate")
+    p.add_argument("--key", metavar="PEM", help="this side's TLS private key")
+
+
+def _tls_from(args: argparse.Namespace, mutual: bool = False) -> TLSConfig | None:
+    if not (args.cert or args.key):
+        return None
+    try:
+        return TLSConfig.load({"cert": args.cert, "key": args.key, "ca": args.cacert,
+                               "mutual": mutual})
+    except (TypeError, ValueError) as exc:
+        raise CliError(str(exc), 2) from None
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """The client the common options describe."""
+    ca = None
+    if args.cacert and not (args.cert or args.key):
+        try:
+            with open(args.cacert, "rb") as f:
+                ca = f.read()
+        except OSError as exc:
+            raise CliError(f"cannot read {args.cacert}: {exc.strerror}", 2) from None
+    return Client(args.address, args.timeout, args.secret, _tls_from(args), ca)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -458,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})",
     )
+    _add_security_options(client)
 
     p = sub.add_parser(
         "run", help="start an arbiter in the foreground",
@@ -468,6 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start hook, called with the arbiter (may be async)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    _add_security_options(p)
+    p.add_argument("--mutual", action="store_true",
+                   help="require client certificates signed by --cacert (mutual TLS)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without TLS (the secret travels in clear)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
