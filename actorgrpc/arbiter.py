@@ -380,7 +380,10 @@ class Arbiter(Actor):
         try:
             return await asyncio.wait_for(asyncio.shield(started), timeout)
         except TimeoutError:
-            impl.terminate()
+            # It never ran: nothing to stop gracefully (its start hook may block).
+            started.cancel()
+            kill = getattr(impl, "kill", impl.terminate)
+            kill()
             raise ActorTimeout(f"actor {aid} did not start within {timeout}s") from None
 
     # -- monitors -----------------------------------------------------------------

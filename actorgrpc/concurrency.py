@@ -323,8 +323,14 @@ async def _process_actor(spec: ActorSpec) -> int:
     actor._sup_client = node.supervisor_client()
     node.main_actor = actor
     loop = asyncio.get_running_loop()
-    # SIGTERM (terminate()) still stops gracefully, but the exit code says who asked.
-    loop.add_signal_handler(signal.SIGTERM, actor.stop, None, TERMINATED_EXIT_CODE)
+    def terminated() -> None:
+        # SIGTERM (terminate()) stops a running actor gracefully, with an exit
+        # code that says who asked; one still starting just ends.
+        if actor.state < ACTOR_STATES.RUN:
+            os._exit(TERMINATED_EXIT_CODE)
+        actor.stop(None, TERMINATED_EXIT_CODE)
+
+    loop.add_signal_handler(signal.SIGTERM, terminated)
     parent = multiprocessing.parent_process()
     if parent is not None and parent.sentinel is not None:
 

@@ -63,3 +63,7 @@ def no_process_left_behind() -> Iterator[None]:
         for p in actor_processes():
             p.kill()
         raise AssertionError(f"processes left behind: {left}") from None
+
+
+# tests/helpers.py holds shared fixtures and probes: let pytest rewrite its asserts too.
+pytest.register_assert_rewrite("helpers")
