@@ -61,13 +61,21 @@ def print_tree(arb: Actor) -> None:
     for m in arb.managed_actors.values():
         print(f"  {m.name or '':<10} {m.aid:<10} {m.kind:<8} {m.pid:>7}  {m.address[0]}:{m.address[1]}")
     addr = f"{host}:{port}"
+    secret = getattr(arb, "secret", None)
+    auth = ""
+    if secret:
+        print(f"\nThe tree's secret (every call must carry it):\n  export ACTORGRPC_SECRET={secret}")
+        auth = "-H \"authorization: Bearer $ACTORGRPC_SECRET\" "
     print("\nInspect it with grpcurl:")
-    print(f"  {grpcurl} -plaintext {addr} list")
-    print(f"  {grpcurl} -plaintext {addr} actorgrpc.v1.Supervisor/Info")
-    print(f"  {grpcurl} -plaintext -d '{{\"target\":\"arbiter\",\"action\":\"ping\"}}' "
+    print(f"  {grpcurl} -plaintext {auth}{addr} list")
+    print(f"  {grpcurl} -plaintext {auth}{addr} actorgrpc.v1.Supervisor/Info")
+    print(f"  {grpcurl} -plaintext {auth}-d '{{\"target\":\"arbiter\",\"action\":\"ping\"}}' "
           f"{addr} actorgrpc.v1.Mailbox/Send")
-    print(f"  {grpcurl} -plaintext -d '{{\"target\":\"tally\",\"action\":\"info\"}}' "
+    print(f"  {grpcurl} -plaintext {auth}-d '{{\"target\":\"tally\",\"action\":\"info\"}}' "
           f"{addr} actorgrpc.v1.Mailbox/Send")
+    print("\nOr with the actorgrpc command line:")
+    print(f"  .venv/bin/actorgrpc ps {addr}")
+    print(f"  .venv/bin/actorgrpc send {addr} worker-1 square 12")
     print("\nServing until Ctrl-C.", flush=True)
 
 
