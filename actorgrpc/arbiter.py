@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import signal
 import threading
@@ -34,7 +33,7 @@ from actorgrpc.futures import new_future
 from actorgrpc.monitor import Monitor, MonitorConcurrency
 from actorgrpc.node import Node
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
-from actorgrpc.security import SECRET_ENV, TLSConfig, check_listen, resolve_secret
+from actorgrpc.security import TLSConfig, check_listen, resolve_secret
 from actorgrpc.supervisor import LocalSupervisorClient, Supervisor
 
 if TYPE_CHECKING:
@@ -45,8 +44,6 @@ __all__ = ["Arbiter", "arbiter"]
 
 log = logging.getLogger("actorgrpc")
 
-# Until every client of the tree (CLI, Node, tests) sends the secret.
-_REQUIRE_SECRET = False
 _arbiter: Arbiter | None = None
 _lock = threading.Lock()
 
@@ -139,8 +136,7 @@ class Arbiter(Actor):
         tls_config = TLSConfig.load(tls)
         check_listen(host, tls_config, insecure)
         #: The tree's secret: every call must carry ``authorization: Bearer <secret>``.
-        wanted = _REQUIRE_SECRET or secret is not None or bool(os.environ.get(SECRET_ENV))
-        self.secret = resolve_secret(secret) if wanted else None
+        self.secret: str = resolve_secret(secret)
         node = Node(
             host=host,
             port=port,

@@ -7,10 +7,51 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
 import psutil
 import pytest
 
 from actorgrpc import Arbiter, arbiter
+
+# Every arbiter of the run, and every tool a test starts (CLI, Node, grpcurl
+# through auth_args()), shares this secret.
+TEST_SECRET = os.environ.setdefault("ACTORGRPC_SECRET", "actorgrpc-test-secret-0123456789")
+
+
+def auth_metadata() -> tuple[tuple[str, str], ...]:
+    """The metadata raw gRPC calls of the tests carry."""
+    return (("authorization", f"Bearer {os.environ['ACTORGRPC_SECRET']}"),)
+
+
+def auth_args() -> list[str]:
+    """grpcurl's arguments for the secret."""
+    return ["-H", f"authorization: Bearer {os.environ['ACTORGRPC_SECRET']}"]
+
+
+class _Auth(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
+            grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor):
+    """Adds the secret to every call of a plain grpc channel."""
+
+    def _with_auth(self, details: Any) -> Any:
+        metadata = list(details.metadata or ()) + list(auth_metadata())
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._with_auth(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._with_auth(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._with_auth(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._with_auth(details), requests)
+
+
+def authed_channel(target: str) -> grpc.Channel:
+    """A plain grpc channel to ``target`` whose calls carry the test secret."""
+    return grpc.intercept_channel(grpc.insecure_channel(target), _Auth())
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2_grpc
+from conftest import authed_channel
 
 from actorgrpc import ACTOR_STATES, Arbiter, arbiter, get_actor
 
@@ -56,7 +57,7 @@ def nopickle_arb() -> Iterator[Arbiter]:
 def channel(arb: Arbiter) -> Iterator[grpc.Channel]:
     """A plain (synchronous) grpc channel to the arbiter."""
     host, port = arb.address
-    with grpc.insecure_channel(f"{host}:{port}") as ch:
+    with authed_channel(f"{host}:{port}") as ch:
         yield ch
 
 

@@ -6,9 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-import grpc
 from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
-from conftest import actor_processes, wait_until
+from conftest import actor_processes, authed_channel, wait_until
 from helpers import SPAWN_T, T, actorgrpc_threads
 
 from actorgrpc import ACTOR_STATES, Actor, arbiter, command, send, spawn
@@ -69,7 +68,7 @@ def test_a_tree_at_work():
         )
 
         # The whole tree, as any gRPC client sees it.
-        with grpc.insecure_channel(f"{arb.address[0]}:{arb.address[1]}") as ch:
+        with authed_channel(f"{arb.address[0]}:{arb.address[1]}") as ch:
             stub = supervisor_pb2_grpc.SupervisorStub(ch)
             tree = stub.Info(supervisor_pb2.InfoRequest(), timeout=T)
         names = {a.ref.name for a in tree.actors}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import auth_args, wait_until
 
 from actorgrpc import Arbiter, send, spawn
 
@@ -49,7 +49,7 @@ def grpcurl(arb: Arbiter, *args: str, data: Any = None) -> subprocess.CompletedP
     if GRPCURL is None:
         pytest.fail("grpcurl is not installed (make installs it in .venv/bin)")
     host, port = arb.address
-    cmd = [GRPCURL, "-plaintext", "-max-time", str(TIMEOUT / 2)]
+    cmd = [GRPCURL, "-plaintext", *auth_args(), "-max-time", str(TIMEOUT / 2)]
     if data is not None:
         cmd += ["-d", json.dumps(data)]
     return subprocess.run(

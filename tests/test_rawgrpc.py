@@ -7,6 +7,7 @@ import queue
 import grpc
 import pytest
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, value_pb2
+from conftest import authed_channel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import SPAWN_T, T, ok_envelope
 
@@ -115,7 +116,7 @@ def test_send_to_spawned_actors_by_name_through_the_arbiter(arb, mailbox, kind):
 def test_send_straight_to_a_process_actors_own_server(arb):
     p = spawn(name="raw-direct").result(SPAWN_T)
     host, port = p.address
-    with grpc.insecure_channel(f"{host}:{port}") as ch:
+    with authed_channel(f"{host}:{port}") as ch:
         stub = mailbox_pb2_grpc.MailboxStub(ch)
         reply = ok_envelope(stub.Send(request(p.aid, "ping"), timeout=T))
         assert reply.result.string_value == "pong"
@@ -182,7 +183,7 @@ def test_batch_through_send_is_refused(mailbox):
 def test_pickled_value_refused_by_an_arbiter_with_pickle_off():
     from actorgrpc import arbiter
 
-    with arbiter(pickle=False) as a, grpc.insecure_channel(addr(a.address)) as ch:
+    with arbiter(pickle=False) as a, authed_channel(addr(a.address)) as ch:
         stub = mailbox_pb2_grpc.MailboxStub(ch)
         one = value_pb2.Pickled(data=b"\x80\x05K\x01.", type_name="builtins.int")
         pickled = Value(pickled_value=one)
@@ -369,7 +370,7 @@ def test_health_of_the_arbiter(channel, service):
 
 def test_health_of_a_process_actor(arb):
     p = spawn().result(SPAWN_T)
-    with grpc.insecure_channel(addr(p.address)) as ch:
+    with authed_channel(addr(p.address)) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for service in ("", "actorgrpc.v1.Mailbox"):
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=T)
