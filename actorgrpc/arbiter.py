@@ -98,7 +98,7 @@ class Arbiter(Actor):
         start_method: str = "forkserver",
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_mailbox: int = DEFAULT_MAILBOX_LIMIT,
-        log_level: int = logging.WARNING,
+        log_level: int | str = logging.WARNING,
         secret: str | None = None,
         tls: TLSConfig | Mapping[str, Any] | None = None,
         insecure: bool = False,
@@ -125,6 +125,13 @@ class Arbiter(Actor):
             raise ValueError(
                 f"arbiter: max_message_size must be an int >= 1024, not {max_message_size!r}"
             )
+        for flag, value in (("pickle", pickle), ("insecure", insecure)):
+            if not isinstance(value, bool):
+                raise TypeError(f"arbiter: {flag} must be True or False, not {value!r}")
+        if isinstance(log_level, str) and log_level.upper() in logging.getLevelNamesMapping():
+            log_level = logging.getLevelNamesMapping()[log_level.upper()]
+        if isinstance(log_level, bool) or not isinstance(log_level, int):
+            raise TypeError(f"arbiter: log_level must be a logging level, not {log_level!r}")
         if isinstance(max_mailbox, bool) or not isinstance(max_mailbox, int) or max_mailbox < 2:
             raise ValueError(f"arbiter: max_mailbox must be an int >= 2, not {max_mailbox!r}")
         hooks = {"start": start, "stopping": stopping, "periodic_task": periodic_task}
@@ -476,6 +483,8 @@ class Arbiter(Actor):
 
     def get_actor(self, aid: str) -> ActorProxyMonitor | ActorProxy | None:
         """The monitor of the actor ``aid`` (or name), the arbiter's proxy, or None."""
+        if not isinstance(aid, str):
+            raise TypeError(f"get_actor needs an aid or a name, not {aid!r}")
         sup = self.supervisor
         if aid in (self.aid, self.name, "arbiter"):
             return self.proxy

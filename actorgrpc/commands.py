@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from actorgrpc.errors import CommandNotFound, PermissionDenied
+from actorgrpc.errors import CommandNotFound, PermissionDenied, short
 
 if TYPE_CHECKING:
     from actorgrpc.actor import Actor
@@ -62,16 +62,23 @@ def command(fn: F | None = None, *, ack: bool = True) -> F | Callable[[F], F]:
     The name is the function's name; a later definition replaces an earlier one.
     """
 
+    if not isinstance(ack, bool):
+        raise TypeError(f"command(ack=...) takes a bool, not {type(ack).__name__}")
+
     def register(f: F) -> F:
         if not callable(f):
             raise TypeError(f"@command needs a function, not {type(f).__name__}")
-        _COMMANDS[f.__name__] = Command(f.__name__, f, ack)
+        name = getattr(f, "__name__", None)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(
+                f"@command needs a named function (its name is the command's name), "
+                f"not {type(f).__name__}"
+            )
+        _COMMANDS[name] = Command(name, f, ack)
         return f
 
     if fn is not None:
         return register(fn)
-    if not isinstance(ack, bool):
-        raise TypeError(f"command(ack=...) takes a bool, not {type(ack).__name__}")
     return register
 
 
@@ -80,7 +87,7 @@ def get_command(name: str) -> Command:
     try:
         return _COMMANDS[name]
     except KeyError:
-        raise CommandNotFound(f"unknown command {name!r}") from None
+        raise CommandNotFound(f"unknown command {short(name)}") from None
 
 
 def find_command(name: str) -> Command | None:

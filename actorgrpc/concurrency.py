@@ -56,10 +56,12 @@ def in_actor_process() -> bool:
 def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
     """Validate spawn's keyword arguments; fill in the aid. Raises TypeError/ValueError."""
     out = dict(params)
-    aid = out.get("aid") or new_aid()
-    if not isinstance(aid, str) or len(aid) > 128 or not aid.isprintable():
+    aid = out.get("aid")
+    if aid is None:
+        aid = new_aid()
+    if not isinstance(aid, str) or not aid or len(aid) > 128 or not aid.isprintable():
         raise TypeError(
-            f"spawn: aid must be a printable str of at most 128 characters, not {aid!r}"
+            f"spawn: aid must be a non-empty printable str of at most 128 characters, not {aid!r}"
         )
     out["aid"] = aid
     name = out.get("name")
@@ -323,6 +325,7 @@ async def _process_actor(spec: ActorSpec) -> int:
     actor._sup_client = node.supervisor_client()
     node.main_actor = actor
     loop = asyncio.get_running_loop()
+
     def terminated() -> None:
         # SIGTERM (terminate()) stops a running actor gracefully, with an exit
         # code that says who asked; one still starting just ends.

@@ -121,6 +121,24 @@ def remote_error(type_name: str, message: str, tb: str = "") -> CommandError:
     return err
 
 
+def short(text: str, limit: int = 80) -> str:
+    """``repr(text)``, cut to about ``limit`` characters for error messages."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+# Errors travel in gRPC status details and trailers, whose size is limited.
+_MAX_MESSAGE = 2000
+_MAX_TRACEBACK = 8000
+
+
+def _cut(text: str, limit: int, keep_end: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    return "..." + text[-limit:] if keep_end else text[:limit] + "..."
+
+
 def _type_name(exc: BaseException) -> str:
     cls = type(exc)
     if cls.__module__ in ("builtins", "__main__", "__mp_main__"):
@@ -133,17 +151,19 @@ def _type_name(exc: BaseException) -> str:
 def error_to_pb(exc: BaseException) -> mailbox_pb2.Error:
     """Describe an exception for the wire."""
     if isinstance(exc, CommandError):
-        return mailbox_pb2.Error(
-            code=exc.code,
-            type=exc.remote_type,
-            message=exc.remote_message,
-            traceback=exc.remote_traceback,
-        )
-    code = exc.code if isinstance(exc, ActorError) else _Code.ERROR_CODE_COMMAND_FAILED
-    tb = ""
-    if code == _Code.ERROR_CODE_COMMAND_FAILED and exc.__traceback__ is not None:
-        tb = "".join(traceback.format_exception(exc))
-    return mailbox_pb2.Error(code=code, type=_type_name(exc), message=str(exc), traceback=tb)
+        type_name, message, tb = exc.remote_type, exc.remote_message, exc.remote_traceback
+        code = exc.code
+    else:
+        code = exc.code if isinstance(exc, ActorError) else _Code.ERROR_CODE_COMMAND_FAILED
+        type_name, message, tb = _type_name(exc), str(exc), ""
+        if code == _Code.ERROR_CODE_COMMAND_FAILED and exc.__traceback__ is not None:
+            tb = "".join(traceback.format_exception(exc))
+    return mailbox_pb2.Error(
+        code=code,
+        type=_cut(type_name, 200),
+        message=_cut(message, _MAX_MESSAGE),
+        traceback=_cut(tb, _MAX_TRACEBACK, keep_end=True),
+    )
 
 
 def error_from_pb(error: mailbox_pb2.Error) -> ActorError:

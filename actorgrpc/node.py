@@ -30,6 +30,7 @@ from actorgrpc.errors import (
     BadRequest,
     ResourceExhausted,
     error_from_pb,
+    short,
 )
 from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
 from actorgrpc.futures import new_future
@@ -54,6 +55,14 @@ _node: Node | None = None
 def current_node() -> Node | None:
     """This process's node, or None when no actor runs here."""
     return _node
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeError:
+        return False
+    return True
 
 
 def drop_reply(env: mailbox_pb2.Envelope) -> None:
@@ -227,7 +236,11 @@ class Node:
             raise TypeError(f"send target must be an ActorProxy, an aid or a name, not {target!r}")
         if not isinstance(action, str) or not action:
             raise TypeError(f"send action must be a non-empty str, not {action!r}")
-        env = Envelope(id=next(self._ids), kind=REQUEST, target=target_id, action=action)
+        try:
+            env = Envelope(id=next(self._ids), kind=REQUEST, target=target_id, action=action)
+        except (ValueError, UnicodeError):
+            what = "target" if not _utf8(target_id) else "action"
+            raise BadRequest(f"send: the {what} is not valid UTF-8 text") from None
         if sender is not None:
             env.sender.CopyFrom(sender._ref)
         allow_pickle = self.allow_pickle
@@ -335,14 +348,14 @@ class Node:
             return self.send_remote(wire.format_address(proxy.address), env, on_reply)
         if self.arbiter_address is not None:
             return self.send_remote(wire.format_address(self.arbiter_address), env, on_reply)
-        reply(make_error_reply(env.id, ActorNotFound(f"no actor {dest!r} here")))
+        reply(make_error_reply(env.id, ActorNotFound(f"no actor {short(dest)} here")))
         return None
 
     def _missing(self, target: str) -> ActorError:
         ended = self.obituary(target)
         if ended is not None:
             return ActorNotAvailable(ended)
-        return ActorNotFound(f"no actor {target!r} in this tree")
+        return ActorNotFound(f"no actor {short(target)} in this tree")
 
     def deliver(self, actor: Actor, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
         """Hand ``env`` to a local actor, on its own loop."""
@@ -401,6 +414,16 @@ class Node:
             self.deliver(actor, env, reply)
             return actor._gate
         if self.resolver is not None:
+            try:
+                # Forwarded envelopes travel on in batches, one level deeper:
+                # refuse values deeper than any actorgrpc peer would send.
+                for value in env.args:
+                    wire.check_depth(value)
+                for value in env.kwargs.values():
+                    wire.check_depth(value)
+            except BadRequest as exc:
+                reply(make_error_reply(env.id, exc))
+                return None
             # The arbiter forwards to actors it knows, under an id of its own.
             original = env.id
             forwarded = Envelope()
@@ -413,7 +436,9 @@ class Node:
 
             return self.route(forwarded, target, None if env.no_reply else back)
         reply(
-            make_error_reply(env.id, ActorNotFound(f"no actor {target!r} at {self.address_text}"))
+            make_error_reply(
+                env.id, ActorNotFound(f"no actor {short(target)} at {self.address_text}")
+            )
         )
         return None
 

@@ -153,6 +153,11 @@ class ActorProxyMonitor(ActorProxy):
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the actor has ended; raise ActorTimeout after ``timeout`` seconds."""
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+                raise TypeError(f"join: timeout must be a number of seconds, not {timeout!r}")
+            if not timeout >= 0:  # negative, or NaN
+                raise ValueError(f"join: timeout must be >= 0 seconds, not {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.impl is not None and not self.impl.join(timeout):
             raise ActorTimeout(f"actor {self.aid} still alive after {timeout}s")

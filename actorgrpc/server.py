@@ -7,6 +7,7 @@ and failures are mapped to gRPC status codes here.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections import deque
@@ -82,6 +83,11 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
             await asyncio.wait_for(asyncio.shield(writer), 2.0)
         except (asyncio.CancelledError, TimeoutError):
             pass
+        else:
+            if reader.done() and not reader.cancelled():
+                error = reader.exception()
+                if isinstance(error, UnreadableMessage):
+                    raise error  # answered what it could read; the status says why it stopped
         finally:
             outbox.close()
             node.server_outboxes.discard(outbox)
@@ -143,9 +149,94 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
             context.set_trailing_metadata(((ERROR_METADATA_KEY, error.SerializeToString()),))
             await context.abort(
                 STATUS_BY_CODE.get(error.code, grpc.StatusCode.UNKNOWN),
-                f"{error.type}: {error.message}",
+                f"{error.type}: {error.message}"[:1000],
             )
         return env
+
+
+class UnreadableMessage(Exception):
+    """A stream carried bytes that do not parse as its message type."""
+
+
+class _ParseRequests(grpc.aio.ServerInterceptor):
+    """Parses requests in our code, so that garbage gets INVALID_ARGUMENT.
+
+    Left to gRPC, a request that does not parse is logged as an unexpected
+    servicer error and answered UNKNOWN; on a stream it ends the call with
+    no word about why.
+    """
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        method = details.method
+
+        async def read_one(raw: bytes, context: Any) -> Any:
+            try:
+                return parse(raw)
+            except Exception as exc:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"{method}: unreadable request ({type(exc).__name__})",
+                )
+
+        async def read_all(raws: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+            count = 0
+            async for raw in raws:
+                count += 1
+                try:
+                    yield parse(raw)
+                except Exception as exc:
+                    raise UnreadableMessage(
+                        f"{method}: message {count} of the stream is unreadable "
+                        f"({type(exc).__name__})"
+                    ) from None
+
+        if handler.request_streaming:
+            inner = handler.stream_stream or handler.stream_unary
+
+            async def streaming(raws: AsyncIterator[bytes], context: Any) -> Any:
+                try:
+                    result = inner(read_all(raws), context)
+                    if inspect.isasyncgen(result):  # a servicer written as a generator
+                        async for item in result:
+                            await context.write(item)
+                        return None
+                    return await result
+                except UnreadableMessage as exc:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+            make = (
+                grpc.stream_stream_rpc_method_handler
+                if handler.response_streaming
+                else grpc.stream_unary_rpc_method_handler
+            )
+            return make(streaming, response_serializer=handler.response_serializer)
+        if handler.response_streaming:
+            inner_stream = handler.unary_stream
+
+            async def unary_streaming(raw: bytes, context: Any) -> Any:
+                request = await read_one(raw, context)
+                result = inner_stream(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        await context.write(item)
+                else:
+                    await result
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_streaming, response_serializer=handler.response_serializer
+            )
+        inner_unary = handler.unary_unary
+
+        async def unary(raw: bytes, context: Any) -> Any:
+            return await inner_unary(await read_one(raw, context), context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, response_serializer=handler.response_serializer
+        )
 
 
 class _Unanswered:
@@ -206,7 +297,8 @@ class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):
 
 async def serve(node: Node, supervisor: Supervisor | None) -> tuple[Any, int, Any]:
     """Start the node's server; return it, its port and its health servicer."""
-    interceptors = [AuthInterceptor(node.secret)] if node.secret else []
+    interceptors: list[Any] = [AuthInterceptor(node.secret)] if node.secret else []
+    interceptors.append(_ParseRequests())
     server = grpc.aio.server(
         options=channel_options(node.max_message_size), interceptors=interceptors
     )

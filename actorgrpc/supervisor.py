@@ -24,6 +24,7 @@ from actorgrpc.errors import (
     BadRequest,
     PermissionDenied,
     remote_error,
+    short,
 )
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
 from actorgrpc.v1 import supervisor_pb2
@@ -63,8 +64,14 @@ class Supervisor:
 
     def add(self, monitor: ActorProxyMonitor, token: str, waiter: Settle) -> None:
         """Record an actor about to be spawned; ``waiter`` learns how its start went."""
-        if monitor.aid in self.managed or monitor.aid == self.arbiter.aid:
-            raise BadRequest(f"aid {monitor.aid!r} is taken")
+        aid = monitor.aid
+        # Aids and names share one namespace for lookups: neither may shadow the other.
+        if aid in self.managed or aid in (self.arbiter.aid, self.arbiter.name, "arbiter"):
+            raise BadRequest(f"aid {short(aid)} is taken")
+        if aid in self.names:
+            raise BadRequest(f"aid {short(aid)} is the name of actor {self.names[aid]}")
+        if monitor.name and (monitor.name in self.managed or monitor.name == self.arbiter.aid):
+            raise BadRequest(f"the name {short(monitor.name)} is the aid of another actor")
         if monitor.name:
             self._check_name(monitor.name, monitor.aid)
             self.names[monitor.name] = monitor.aid
@@ -79,7 +86,9 @@ class Supervisor:
     def _check_name(self, name: str, aid: str) -> None:
         owner = self.names.get(name)
         if (owner is not None and owner != aid) or name == self.arbiter.name:
-            raise BadRequest(f"the name {name!r} is taken by actor {owner or self.arbiter.aid}")
+            raise BadRequest(
+                f"the name {short(name)} is taken by actor {owner or self.arbiter.aid}"
+            )
 
     def handshake(
         self, request: supervisor_pb2.HandshakeRequest
@@ -89,7 +98,7 @@ class Supervisor:
         if monitor is None and request.kind == "external":
             monitor = self._add_external(request)
         elif monitor is None or self._tokens.get(request.aid) != request.spawn_token:
-            raise ActorNotFound(f"no actor {request.aid!r} was spawned here")
+            raise ActorNotFound(f"no actor {short(request.aid)} was spawned here")
         try:
             monitor.address = wire.parse_address(request.address)
         except ValueError as exc:
@@ -114,13 +123,15 @@ class Supervisor:
         """An actor that runs on its own (another language, another host) joins."""
         aid = request.aid
         if not aid or len(aid) > 128 or not aid.isprintable() or aid == self.arbiter.aid:
-            raise BadRequest(f"bad aid for an external actor: {aid!r}")
+            raise BadRequest(f"bad aid for an external actor: {short(aid)}")
         if aid in self.terminated:
             raise BadRequest(f"aid {aid!r} belonged to an actor that ended; choose a new one")
         try:
             address = wire.parse_address(request.address)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        if not address[1]:
+            raise BadRequest(f"an external actor needs a port, not {short(request.address)}")
         monitor = ActorProxyMonitor(
             aid, request.name or None, address, None, "external", supervisor=self.arbiter.aid
         )
@@ -247,7 +258,7 @@ class Supervisor:
         """Lookup for the Supervisor service; raises ActorNotFound."""
         proxy = self.lookup(target)
         if proxy is None:
-            raise ActorNotFound(f"no actor {target!r} in this tree")
+            raise ActorNotFound(f"no actor {short(target)} in this tree")
         return supervisor_pb2.LookupResponse(ref=wire.ref_from_proxy(proxy))
 
     def summary(self, monitor: ActorProxyMonitor, now: float) -> supervisor_pb2.ActorSummary:

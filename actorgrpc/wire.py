@@ -9,6 +9,7 @@ refused with an error naming the type.
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,10 @@ __all__ = [
     "ref_from_proxy",
 ]
 
+#: Containers (lists, tuples, dicts) one value may nest: well inside the 100
+#: levels protobuf parsers accept, with room for envelopes and batches.
+MAX_DEPTH = 32
+_DECIMAL = re.compile(r"-?[0-9]+")
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _Value = value_pb2.Value
@@ -48,8 +53,10 @@ def format_address(address: Address) -> str:
 def parse_address(text: str) -> Address:
     """``'127.0.0.1:80'`` -> ``('127.0.0.1', 80)``; raises ValueError when malformed."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"not a host:port address: {text!r}")
+    if not sep or not host or not port.isascii() or not port.isdigit():
+        raise ValueError(f"not a host:port address: {text[:80]!r}")
+    if int(port) > 65535:
+        raise ValueError(f"port out of range in {text[:80]!r}")
     return host.strip("[]"), int(port)
 
 
@@ -83,14 +90,25 @@ def proxy_from_ref(ref: value_pb2.ActorRef) -> ActorProxy:
 def encode(value: Any, *, allow_pickle: bool = True) -> value_pb2.Value:
     """Encode a Python value; raises BadRequest for a value with no form."""
     out = _Value()
-    try:
-        _fill(out, value, allow_pickle)
-    except RecursionError:
-        raise BadRequest("value nested too deeply to encode") from None
+    encode_into(out, value, allow_pickle=allow_pickle)
     return out
 
 
-def _fill(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
+def encode_into(out: value_pb2.Value, value: Any, *, allow_pickle: bool = True) -> None:
+    """Encode a Python value into an existing Value message (no copy)."""
+    try:
+        _fill(out, value, allow_pickle, MAX_DEPTH)
+    except BadRequest:
+        raise
+    except UnicodeEncodeError as exc:
+        raise BadRequest(
+            f"a str that UTF-8 cannot carry ({exc.reason}): {exc.object[:40]!r}"
+        ) from None
+    except ValueError as exc:  # int -> str beyond Python's digit limit
+        raise BadRequest(f"cannot encode the value: {exc}") from None
+
+
+def _fill(out: value_pb2.Value, value: Any, allow_pickle: bool, depth: int) -> None:
     # Exact type checks first: the common cases stay fast and subclasses
     # (IntEnum, str subclasses, namedtuples) keep their Python identity via pickle.
     t = type(value)
@@ -110,20 +128,28 @@ def _fill(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
     elif t is bytes:
         out.bytes_value = value
     elif t is list or t is tuple:
+        if not depth:
+            raise _too_deep()
         lst = out.list_value
         lst.SetInParent()
         lst.tuple = t is tuple
         for item in value:
-            _fill(lst.items.add(), item, allow_pickle)
+            _fill(lst.items.add(), item, allow_pickle, depth - 1)
     elif t is dict and all(type(k) is str for k in value):
+        if not depth:
+            raise _too_deep()
         fields = out.map_value.fields
         out.map_value.SetInParent()
         for k, v in value.items():
-            _fill(fields[k], v, allow_pickle)
+            _fill(fields[k], v, allow_pickle, depth - 1)
     elif isinstance(value, ActorProxy):
         out.actor_value.CopyFrom(ref_from_proxy(value.proxy))
     else:
         _pickle_into(out, value, allow_pickle)
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(f"value nested too deeply (more than {MAX_DEPTH} containers)")
 
 
 def _pickle_into(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
@@ -144,13 +170,10 @@ def _pickle_into(out: value_pb2.Value, value: Any, allow_pickle: bool) -> None:
 
 def decode(value: value_pb2.Value, *, allow_pickle: bool = True) -> Any:
     """Decode a Value into a fresh Python object."""
-    try:
-        return _read(value, allow_pickle)
-    except RecursionError:
-        raise BadRequest("value nested too deeply to decode") from None
+    return _read(value, allow_pickle, MAX_DEPTH)
 
 
-def _read(value: value_pb2.Value, allow_pickle: bool) -> Any:
+def _read(value: value_pb2.Value, allow_pickle: bool, depth: int) -> Any:
     kind = value.WhichOneof("kind")
     if kind is None:
         if len(UnknownFieldSet(value)):
@@ -160,20 +183,38 @@ def _read(value: value_pb2.Value, allow_pickle: bool) -> Any:
     if kind == "null_value":
         return None
     if kind == "list_value":
-        items = [_read(v, allow_pickle) for v in value.list_value.items]
+        if not depth:
+            raise _too_deep()
+        items = [_read(v, allow_pickle, depth - 1) for v in value.list_value.items]
         return tuple(items) if value.list_value.tuple else items
     if kind == "map_value":
-        return {k: _read(v, allow_pickle) for k, v in value.map_value.fields.items()}
+        if not depth:
+            raise _too_deep()
+        return {k: _read(v, allow_pickle, depth - 1) for k, v in value.map_value.fields.items()}
     if kind == "actor_value":
         return proxy_from_ref(value.actor_value)
     if kind == "big_int_value":
+        text = value.big_int_value
+        if not _DECIMAL.fullmatch(text):
+            raise BadRequest(f"bad big integer {text[:40]!r}")
         try:
-            return int(value.big_int_value)
+            return int(text)
         except ValueError:
-            raise BadRequest(f"bad big integer {value.big_int_value[:40]!r}") from None
+            raise BadRequest(f"big integer of {len(text)} digits is over the limit") from None
     if kind == "pickled_value":
         return _unpickle(value.pickled_value, allow_pickle)
     return getattr(value, kind)
+
+
+def check_depth(value: value_pb2.Value, depth: int = MAX_DEPTH) -> None:
+    """Raise BadRequest when ``value`` nests deeper than the runtime sends."""
+    kind = value.WhichOneof("kind")
+    if kind == "list_value" or kind == "map_value":
+        if not depth:
+            raise _too_deep()
+        items = value.list_value.items if kind == "list_value" else value.map_value.fields.values()
+        for item in items:
+            check_depth(item, depth - 1)
 
 
 def _unpickle(p: value_pb2.Pickled, allow_pickle: bool) -> Any:
@@ -187,30 +228,20 @@ def _unpickle(p: value_pb2.Pickled, allow_pickle: bool) -> Any:
         raise BadRequest(f"cannot unpickle a {p.type_name or 'value'}: {exc!r}") from None
 
 
-def encode_into(out: value_pb2.Value, value: Any, *, allow_pickle: bool = True) -> None:
-    """Encode a Python value into an existing Value message (no copy)."""
-    try:
-        _fill(out, value, allow_pickle)
-    except RecursionError:
-        raise BadRequest("value nested too deeply to encode") from None
-
-
 def encode_args(args: Any, into: Any, *, allow_pickle: bool = True) -> None:
     """Append positional arguments to a ``repeated Value`` field."""
-    try:
-        for value in args:
-            _fill(into.add(), value, allow_pickle)
-    except RecursionError:
-        raise BadRequest("value nested too deeply to encode") from None
+    for value in args:
+        encode_into(into.add(), value, allow_pickle=allow_pickle)
 
 
 def encode_kwargs(kwargs: Mapping[str, Any], into: Any, *, allow_pickle: bool = True) -> None:
     """Fill a ``map<string, Value>`` field with keyword arguments."""
     for key, val in kwargs.items():
         try:
-            _fill(into[key], val, allow_pickle)
-        except RecursionError:
-            raise BadRequest("value nested too deeply to encode") from None
+            slot = into[key]
+        except (TypeError, ValueError):
+            raise BadRequest(f"bad keyword argument name {key!r}") from None
+        encode_into(slot, val, allow_pickle=allow_pickle)
 
 
 def decode_kwargs(

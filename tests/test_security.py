@@ -10,6 +10,7 @@ import grpc
 import psutil
 import pytest
 import trustme
+from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 from conftest import wait_until
 
 from actorgrpc import (
@@ -21,13 +22,12 @@ from actorgrpc import (
     send,
     spawn,
 )
-from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 
 SECRET = "s3cret-" + "x" * 20
 
 
 def channel(address, tls=None):
-    target = "%s:%d" % address
+    target = "{}:{}".format(*address)
     if tls is None:
         return grpc.insecure_channel(target)
     return grpc.secure_channel(target, tls)
@@ -70,7 +70,9 @@ def test_calls_need_the_secret(secured, caplog):
                     call(metadata)
                 assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 assert "missing or wrong secret" in err.value.details()
-        assert mailbox.Send(ping_envelope(), timeout=10, metadata=auth()).result.string_value == "pong"
+        assert (
+            mailbox.Send(ping_envelope(), timeout=10, metadata=auth()).result.string_value == "pong"
+        )
     # The children's servers check it too, and the tree still works.
     with channel(proxy.address) as ch, pytest.raises(grpc.RpcError) as err:
         mailbox_pb2_grpc.MailboxStub(ch).Send(ping_envelope(proxy.aid), timeout=10)
@@ -103,7 +105,9 @@ def test_insecure_bind_is_allowed_when_asked(caplog):
     with arbiter(host="0.0.0.0", secret=SECRET, insecure=True) as arb:
         assert arb.address[1] > 0
         with channel(("127.0.0.1", arb.address[1])) as ch:
-            reply = mailbox_pb2_grpc.MailboxStub(ch).Send(ping_envelope(), timeout=10, metadata=auth())
+            reply = mailbox_pb2_grpc.MailboxStub(ch).Send(
+                ping_envelope(), timeout=10, metadata=auth()
+            )
         assert reply.result.string_value == "pong"
     assert any("without TLS" in r.getMessage() for r in caplog.records)
 
@@ -140,11 +144,14 @@ def test_tls_tree(pki, mutual):
         assert send(process, "ping").result(10) == "pong"
         assert send(thread, "ping").result(10) == "pong"
         good = grpc.ssl_channel_credentials(
-            root_certificates=pki["ca_pem"], private_key=pki["key_pem"],
-            certificate_chain=pki["cert_pem"])
+            root_certificates=pki["ca_pem"],
+            private_key=pki["key_pem"],
+            certificate_chain=pki["cert_pem"],
+        )
         with channel(arb.address, good) as ch:
-            reply = mailbox_pb2_grpc.MailboxStub(ch).Send(ping_envelope(process.aid), timeout=10,
-                                                          metadata=auth())
+            reply = mailbox_pb2_grpc.MailboxStub(ch).Send(
+                ping_envelope(process.aid), timeout=10, metadata=auth()
+            )
             assert reply.result.string_value == "pong"
         # Plaintext, or a client that does not trust our CA, gets nowhere.
         strangers = [None, grpc.ssl_channel_credentials(root_certificates=pki["other_ca_pem"])]
@@ -174,19 +181,29 @@ def test_no_one_speaks_for_another_actor(secured):
         sup = supervisor_pb2_grpc.SupervisorStub(ch)
         # Taking over a spawned actor's aid needs its one-time spawn token.
         with pytest.raises(grpc.RpcError) as err:
-            sup.Handshake(supervisor_pb2.HandshakeRequest(
-                aid=proxy.aid, address="127.0.0.1:1", kind="external"), timeout=10, metadata=auth())
+            sup.Handshake(
+                supervisor_pb2.HandshakeRequest(
+                    aid=proxy.aid, address="127.0.0.1:1", kind="external"
+                ),
+                timeout=10,
+                metadata=auth(),
+            )
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         # So does notifying for it without the session its handshake got.
         with pytest.raises(grpc.RpcError) as err:
-            sup.Notify(supervisor_pb2.NotifyRequest(aid=proxy.aid, state=6), timeout=10,
-                       metadata=auth())
+            sup.Notify(
+                supervisor_pb2.NotifyRequest(aid=proxy.aid, state=6), timeout=10, metadata=auth()
+            )
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         # An external actor cannot take a name in use either.
         with pytest.raises(grpc.RpcError) as err:
-            sup.Handshake(supervisor_pb2.HandshakeRequest(
-                aid="impostor", name="victim", address="127.0.0.1:1", kind="external"),
-                timeout=10, metadata=auth())
+            sup.Handshake(
+                supervisor_pb2.HandshakeRequest(
+                    aid="impostor", name="victim", address="127.0.0.1:1", kind="external"
+                ),
+                timeout=10,
+                metadata=auth(),
+            )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "taken" in err.value.details()
     assert secured.managed_actors[proxy.aid].state == 3
@@ -208,12 +225,13 @@ def peek(actor):
 def test_pickle_off():
     with arbiter(secret=SECRET, pickle=False) as arb:
         proxy = spawn().result(30)
-        with pytest.raises(PermissionDenied, match="test_security.Opaque"):
+        with pytest.raises(PermissionDenied, match=r"test_security\.Opaque"):
             send(proxy, "echo", Opaque(1))
         with pytest.raises(PermissionDenied, match="pickle is off"):
             send(proxy, "run", peek)
         assert send(proxy, "echo", {"typed": [1, 2.5, "x", b"y", None]}).result(10) == {
-            "typed": [1, 2.5, "x", b"y", None]}
+            "typed": [1, 2.5, "x", b"y", None]
+        }
         # A pickled value sent by a peer that ignores the policy is refused too.
         value = mailbox_pb2.Envelope(target=proxy.aid, action="echo")
         value.args.add().pickled_value.data = b"\x80\x04K\x01."
@@ -243,9 +261,13 @@ def test_message_size_limit(secured):
     big = mailbox_pb2.Envelope(id=1, target=proxy.aid, action="echo")
     big.args.add().bytes_value = b"x" * (limit + 10)
     with channel(secured.address) as ch:
-        replies = list(mailbox_pb2_grpc.MailboxStub(ch).Stream(
-            iter([big, mailbox_pb2.Envelope(id=2, target=proxy.aid, action="ping")]),
-            timeout=30, metadata=auth()))
+        replies = list(
+            mailbox_pb2_grpc.MailboxStub(ch).Stream(
+                iter([big, mailbox_pb2.Envelope(id=2, target=proxy.aid, action="ping")]),
+                timeout=30,
+                metadata=auth(),
+            )
+        )
     by_id = {r.id: r for r in replies}
     assert by_id[1].error.code == mailbox_pb2.ERROR_CODE_RESOURCE_EXHAUSTED
     assert by_id[2].result.string_value == "pong"
@@ -276,8 +298,11 @@ def test_million_no_ack_sends_keep_memory_bounded():
             send(proxy, "drip", i)
             if i % 25_000 == 0:
                 peak = max(peak, receiver.memory_info().rss)
-        wait_until(lambda: send(proxy, "dripped").result(60) == count, timeout=120,
-                   what="every message to arrive")
+        wait_until(
+            lambda: send(proxy, "dripped").result(60) == count,
+            timeout=120,
+            what="every message to arrive",
+        )
         assert peak - before < 64 * 1024 * 1024, (before, peak)
 
 

@@ -104,15 +104,24 @@ def test_monitor_keeps_its_pool_and_reports_it(arb):
     assert record["how"] == "killed by signal SIGKILL" and record["exitcode"] == -signal.SIGKILL
     assert record["pool_restarts"] == 1
     assert mon.terminated_actors[victim.aid] is record
-    wait_until(lambda: running(mon) == 3 and victim.aid not in mon.managed_actors,
-               timeout=30, what="the pool to heal")
+    wait_until(
+        lambda: running(mon) == 3 and victim.aid not in mon.managed_actors,
+        timeout=30,
+        what="the pool to heal",
+    )
     assert send("workers", "info").result(10)["pool"]["restarts"] == 1
     assert all(send(p, "ping").result(10) == "pong" for p in mon.managed_actors.values())
 
 
 def test_monitor_stops_restarting_after_its_budget(arb, caplog):
-    mon = arb.add_monitor("doomed", num_workers=1, concurrency="thread", start=bad_start,
-                          max_restarts=2, restart_window=60)
+    mon = arb.add_monitor(
+        "doomed",
+        num_workers=1,
+        concurrency="thread",
+        start=bad_start,
+        max_restarts=2,
+        restart_window=60,
+    )
     wait_until(lambda: not mon.restarting, timeout=30, what="the restart budget to run out")
     info = send("doomed", "info").result(10)
     assert info["pool"]["restarting"] is False
@@ -156,8 +165,11 @@ def test_actor_proxy_monitor(arb, concurrency):
     assert mon.proxy == proxy and type(mon.proxy).__name__ == "ActorProxy"
     assert mon.is_alive()
     first = mon.notified
-    wait_until(lambda: mon.notified > first and mon.info.get("actor", {}).get("state") == 3,
-               timeout=3 * MONITOR_TASK_PERIOD, what="a notify")
+    wait_until(
+        lambda: mon.notified > first and mon.info.get("actor", {}).get("state") == 3,
+        timeout=3 * MONITOR_TASK_PERIOD,
+        what="a notify",
+    )
     with pytest.raises(ActorTimeout):
         mon.join(0.05)
     mon.start()  # already started: nothing happens
@@ -176,8 +188,12 @@ def test_sigkill_fails_waiting_requests_at_once(arb):
     proxy = spawn().result(30)
     pid = arb.managed_actors[proxy.aid].pid
     waiting = send(proxy, "slow", 30)
-    wait_until(lambda: arb.managed_actors[proxy.aid].info.get("events", {}).get(
-        "commands_in_progress", 0) >= 0 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    wait_until(
+        lambda: (
+            arb.managed_actors[proxy.aid].info.get("events", {}).get("commands_in_progress", 0) >= 0
+            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        )
+    )
     started = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(ActorNotAvailable):
@@ -221,8 +237,11 @@ def test_failing_command_and_periodic_task_do_not_kill(arb):
     with pytest.raises(CommandError) as err:
         send(proxy, "fail").result(10)
     assert isinstance(err.value, KeyError)
-    wait_until(lambda: send(proxy, "counted").result(10) >= 2, timeout=5 * MONITOR_TASK_PERIOD,
-               what="two periodic tasks despite their errors")
+    wait_until(
+        lambda: send(proxy, "counted").result(10) >= 2,
+        timeout=5 * MONITOR_TASK_PERIOD,
+        what="two periodic tasks despite their errors",
+    )
     assert send(proxy, "ping").result(10) == "pong"
 
 
@@ -318,8 +337,9 @@ def test_chaos_every_request_ends(arb):
     def client(n: int) -> None:
         batch = []
         for i in range(n):
-            workers = [m.proxy for m in list(mon.managed_actors.values())
-                       if m.state == ACTOR_STATES.RUN]
+            workers = [
+                m.proxy for m in list(mon.managed_actors.values()) if m.state == ACTOR_STATES.RUN
+            ]
             target = rng.choice(workers) if workers else "chaos"
             batch.append(send(target, "echo", i))
             if len(batch) == 100:
@@ -355,4 +375,6 @@ def test_chaos_every_request_ends(arb):
     assert kills >= 1
     wait_until(lambda: running(mon) == size, timeout=60, what="the pool back to its size")
     assert mon.restarts == kills
-    assert not [p for p in actor_processes() if p.pid not in {m.pid for m in mon.managed_actors.values()}]
+    assert not [
+        p for p in actor_processes() if p.pid not in {m.pid for m in mon.managed_actors.values()}
+    ]

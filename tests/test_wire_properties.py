@@ -17,6 +17,7 @@ from enum import IntEnum
 from typing import Any
 
 import pytest
+from actorgrpc.v1 import mailbox_pb2, value_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,9 +30,8 @@ from actorgrpc import (
     arbiter,
     send,
     spawn,
+    wire,
 )
-from actorgrpc import wire
-from actorgrpc.v1 import mailbox_pb2, value_pb2
 
 SECRET = "wire-properties-" + "p" * 16
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -310,10 +310,12 @@ def test_unpicklable_values_are_a_bad_request_naming_their_type(value, type_part
 
 
 def nest(depth: int, shape: str) -> Any:
+    """1 inside ``depth`` lists, tuples or dicts; "lists-in-a-dict": lists, then one dict."""
     value: Any = 1
     for _ in range(depth):
-        value = [value] if shape == "list" else (value,) if shape == "tuple" else {"k": value}
-    return value
+        value = [value] if shape in ("list", "lists-in-a-dict") else (
+            (value,) if shape == "tuple" else {"k": value})
+    return {"k": value} if shape == "lists-in-a-dict" else value
 
 
 @FEW
@@ -353,13 +355,16 @@ def test_decoding_a_too_deep_value_is_a_bad_request(depth):
 
 
 @FEW
-@given(st.integers(min_value=1, max_value=1200), st.sampled_from(["list", "tuple", "dict"]))
+@given(st.integers(min_value=1, max_value=1200),
+       st.sampled_from(["list", "tuple", "dict", "lists-in-a-dict"]))
 def test_whatever_encode_accepts_the_wire_carries(depth, shape):
-    """A value is either refused by encode (BadRequest) or can be read back by a peer.
+    """A value is either refused by encode (BadRequest) or can be read back by a
+    peer, alone in an envelope and inside a batch (how streams carry envelopes).
 
     protobuf parsers stop at 100 nested messages (upb's and grpc's default), so a
     value encode accepts but no peer can parse breaks the stream it travels on
-    (see test_a_too_deep_value_does_not_break_the_stream_it_travels_on).
+    (see test_a_too_deep_value_does_not_break_the_stream_it_travels_on, and in
+    test_fuzz.py the same from a client holding the secret).
     """
     value = nest(depth, shape)
     env = mailbox_pb2.Envelope(id=1, target="t", action="echo")
@@ -374,6 +379,15 @@ def test_whatever_encode_accepts_the_wire_carries(depth, shape):
         pytest.fail(
             f"encode accepted a {shape} nested {depth} deep that no peer can parse: "
             f"{type(exc).__name__}: {exc}"
+        )
+    batch = mailbox_pb2.Envelope(kind=mailbox_pb2.ENVELOPE_KIND_BATCH)
+    batch.batch.add().MergeFromString(data)
+    try:
+        mailbox_pb2.Envelope.FromString(batch.SerializeToString())
+    except Exception as exc:
+        pytest.fail(
+            f"encode accepted a {shape} nested {depth} deep that no peer can parse "
+            f"inside a batch: {type(exc).__name__}: {exc}"
         )
     assert same(wire.decode(parsed.args[0]), value)
 

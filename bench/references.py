@@ -1,0 +1,290 @@
+"""References that are not gRPC: ``multiprocessing.Pipe``, pykka, Thespian and Ray.
+
+- Pipe: the floor of a hop between two processes (a child echoing objects).
+- pykka: ``ask`` from the main thread to a ThreadingActor (one process).
+- Thespian (``multiprocTCPBase``): ``ask`` from outside to an actor process,
+  ``createActor`` until the actor answers, and memory of an actor process.
+- Ray (only when importable): actor method call, throughput, actor creation.
+
+This group imports neither grpc nor actorgrpc, so that Thespian's forks start
+from a process with no gRPC state.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import multiprocessing
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import psutil
+import pykka
+
+from bench.common import Recorder, Sizes, distribution, free_port, rate, scalar, skipped
+
+__all__ = ["run"]
+
+#: Requests in flight for the reference throughput figures.
+DEPTH = 100
+
+
+def run(sizes: Sizes, rec: Recorder) -> None:
+    """Measure the references."""
+    _pipe(sizes, rec)
+    _pykka(sizes, rec)
+    _thespian(sizes, rec)
+    _ray(sizes, rec)
+
+
+# -- multiprocessing.Pipe ---------------------------------------------------------
+
+
+def _pipe_echo(conn: Connection) -> None:
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        conn.send(message)
+
+
+def _pipe(sizes: Sizes, rec: Recorder) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    here, there = ctx.Pipe()
+    child = ctx.Process(target=_pipe_echo, args=(there,), daemon=True)
+    child.start()
+    try:
+        with rec.attempt(f"Pipe: round trips (n={sizes.n})"):
+            for i in range(20):
+                here.send(("ping", i))
+                here.recv()
+            samples = []
+            deadline = time.perf_counter() + sizes.latency_seconds
+            for i in range(sizes.n):
+                t = time.perf_counter()
+                here.send(("ping", i))
+                here.recv()
+                samples.append(time.perf_counter() - t)
+                if t > deadline:
+                    break
+            rec["pipe.rtt"] = distribution(samples)
+        with rec.attempt(f"Pipe: {DEPTH} in flight ({sizes.duration}s)"):
+            t0 = time.perf_counter()
+            stop_at = t0 + sizes.duration
+            for i in range(DEPTH):
+                here.send(("ping", i))
+            sent, done = DEPTH, 0
+            while done < sent:
+                if not here.poll(10):
+                    raise RuntimeError("the Pipe child stopped answering")
+                here.recv()
+                done += 1
+                if time.perf_counter() < stop_at:
+                    here.send(("ping", sent))
+                    sent += 1
+            rec["pipe.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
+    finally:
+        here.send(None)
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join(5)
+
+
+# -- pykka ---------------------------------------------------------------------------
+
+
+class _PykkaEcho(pykka.ThreadingActor):
+    def on_receive(self, message: Any) -> Any:
+        return message
+
+
+def _pykka(sizes: Sizes, rec: Recorder) -> None:
+    ref = _PykkaEcho.start()
+    try:
+        with rec.attempt(f"pykka: ask round trips (n={sizes.n})"):
+            for i in range(20):
+                ref.ask(i, timeout=5)
+            samples = []
+            deadline = time.perf_counter() + sizes.latency_seconds
+            for i in range(sizes.n):
+                t = time.perf_counter()
+                ref.ask(i, timeout=5)
+                samples.append(time.perf_counter() - t)
+                if t > deadline:
+                    break
+            rec["pykka.ask_rtt"] = distribution(samples)
+        with rec.attempt(f"pykka: {DEPTH} asks in flight ({sizes.duration}s)"):
+            t0 = time.perf_counter()
+            stop_at = t0 + sizes.duration
+            window: collections.deque[Any] = collections.deque(
+                ref.ask(i, block=False) for i in range(DEPTH)
+            )
+            done = 0
+            while window:
+                window.popleft().get(timeout=10)
+                done += 1
+                if time.perf_counter() < stop_at:
+                    window.append(ref.ask(done, block=False))
+            rec["pykka.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
+    finally:
+        ref.stop(timeout=5)
+    with rec.attempt(f"pykka: actor start until it answers (n={sizes.spawn_n * 4})"):
+        samples = []
+        for _ in range(sizes.spawn_n * 4):
+            t = time.perf_counter()
+            started = _PykkaEcho.start()
+            started.ask("ping", timeout=5)
+            samples.append(time.perf_counter() - t)
+            started.stop(timeout=5)
+        rec["pykka.start"] = distribution(samples)
+    with rec.attempt(f"pykka: memory of {sizes.memory_actors} actors"):
+        me = psutil.Process()
+        before = me.memory_info().rss
+        refs = [_PykkaEcho.start() for _ in range(sizes.memory_actors)]
+        for r in refs:
+            r.ask("ping", timeout=10)
+        grown = me.memory_info().rss - before
+        pykka.ActorRegistry.stop_all(timeout=10)
+        rec["pykka.memory_per_actor"] = scalar(grown / len(refs), actors=len(refs))
+
+
+# -- Thespian ------------------------------------------------------------------------
+
+try:
+    from thespian.actors import Actor as _ThespianActor  # type: ignore[import-untyped]
+    from thespian.actors import ActorExitRequest, ActorSystem
+except ImportError:  # pragma: no cover - thespian is in the bench extra
+    _ThespianActor = object
+    ActorSystem = None
+
+
+class ThespianEcho(_ThespianActor):  # type: ignore[misc]
+    """Echoes what it gets; answers ``'memory'`` with its process's RSS and USS."""
+
+    def receiveMessage(self, message: Any, sender: Any) -> None:
+        if message == "memory":
+            full = psutil.Process().memory_full_info()
+            self.send(sender, (full.rss, full.uss))
+        elif isinstance(message, (str, int, tuple, bytes)):
+            self.send(sender, message)
+
+
+def _thespian(sizes: Sizes, rec: Recorder) -> None:
+    if ActorSystem is None:
+        for key in (
+            "thespian.ask_rtt",
+            "thespian.rate_d100",
+            "thespian.create",
+            "thespian.memory_per_actor",
+        ):
+            rec[key] = skipped("thespian is not installed")
+        return
+    me = psutil.Process()
+    before = {p.pid for p in me.children()}
+    asys = ActorSystem("multiprocTCPBase", {"Admin Port": free_port()})
+    try:
+        with rec.attempt(f"Thespian: createActor until it answers (n={sizes.spawn_n})"):
+            samples = []
+            for _ in range(sizes.spawn_n):
+                t = time.perf_counter()
+                actor = asys.createActor(ThespianEcho)
+                if asys.ask(actor, "ping", 10) != "ping":
+                    raise RuntimeError("a new Thespian actor did not answer")
+                samples.append(time.perf_counter() - t)
+                asys.tell(actor, ActorExitRequest())
+            rec["thespian.create"] = distribution(samples)
+        actor = asys.createActor(ThespianEcho)
+        with rec.attempt("Thespian: memory of an actor process"):
+            rss, uss = asys.ask(actor, "memory", 10)
+            rec["thespian.memory_per_actor"] = scalar(float(rss), uss=uss, measure="rss")
+        n = min(sizes.n, 1000)
+        with rec.attempt(f"Thespian: ask round trips (n={n})"):
+            for i in range(20):
+                asys.ask(actor, i, 10)
+            samples = []
+            deadline = time.perf_counter() + sizes.latency_seconds
+            for i in range(n):
+                t = time.perf_counter()
+                if asys.ask(actor, i, 10) is None:
+                    raise RuntimeError("Thespian ask timed out")
+                samples.append(time.perf_counter() - t)
+                if t > deadline:
+                    break
+            rec["thespian.ask_rtt"] = distribution(samples)
+        with rec.attempt(f"Thespian: {DEPTH} in flight ({sizes.duration}s)"):
+            t0 = time.perf_counter()
+            stop_at = t0 + sizes.duration
+            for i in range(DEPTH):
+                asys.tell(actor, i)
+            sent, done = DEPTH, 0
+            while done < sent:
+                if asys.listen(10) is None:
+                    raise RuntimeError("Thespian stopped answering")
+                done += 1
+                if time.perf_counter() < stop_at:
+                    asys.tell(actor, sent)
+                    sent += 1
+            rec["thespian.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
+    finally:
+        asys.shutdown()
+        # The admin process ends after shutdown returns: reap it here rather
+        # than leave it to whoever adopts it.
+        psutil.wait_procs([p for p in me.children() if p.pid not in before], timeout=5)
+
+
+# -- Ray -------------------------------------------------------------------------------
+
+
+def _ray(sizes: Sizes, rec: Recorder) -> None:
+    keys = ("ray.call_rtt", "ray.rate_d100", "ray.create")
+    try:
+        ray: Any = importlib.import_module("ray")
+    except ImportError:
+        for key in keys:
+            rec[key] = skipped("ray is not installed (optional: pip install ray)")
+        return
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+
+        @ray.remote
+        class Echo:
+            def ping(self, message: Any = None) -> Any:
+                return message
+
+        with rec.attempt(f"Ray: actor creation until it answers (n={sizes.spawn_n})"):
+            samples = []
+            for _ in range(sizes.spawn_n):
+                t = time.perf_counter()
+                created = Echo.remote()  # type: ignore[attr-defined]
+                ray.get(created.ping.remote("ping"), timeout=60)
+                samples.append(time.perf_counter() - t)
+                ray.kill(created)
+            rec["ray.create"] = distribution(samples)
+        actor = Echo.remote()  # type: ignore[attr-defined]
+        ray.get(actor.ping.remote(), timeout=60)
+        n = min(sizes.n, 1000)
+        with rec.attempt(f"Ray: actor call round trips (n={n})"):
+            samples = []
+            deadline = time.perf_counter() + sizes.latency_seconds
+            for i in range(n):
+                t = time.perf_counter()
+                ray.get(actor.ping.remote(i), timeout=10)
+                samples.append(time.perf_counter() - t)
+                if t > deadline:
+                    break
+            rec["ray.call_rtt"] = distribution(samples)
+        with rec.attempt(f"Ray: {DEPTH} calls in flight ({sizes.duration}s)"):
+            t0 = time.perf_counter()
+            stop_at = t0 + sizes.duration
+            window = collections.deque(actor.ping.remote(i) for i in range(DEPTH))
+            done = 0
+            while window:
+                ray.get(window.popleft(), timeout=10)
+                done += 1
+                if time.perf_counter() < stop_at:
+                    window.append(actor.ping.remote(done))
+            rec["ray.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
+    finally:
+        ray.shutdown()
