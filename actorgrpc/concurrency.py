@@ -277,7 +277,9 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         for t in tasks:
             t.cancel()
         if tasks and not loop.is_running():
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            # Bounded: a task may swallow its cancellation (asyncio.wait_for
+            # does, in a race) and wait on; a cut-off actor must still end.
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
         loop.run_until_complete(loop.shutdown_asyncgens())
     except RuntimeError:
         pass
