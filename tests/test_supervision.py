@@ -165,11 +165,14 @@ def test_actor_proxy_monitor(arb, concurrency):
     assert mon.proxy == proxy and type(mon.proxy).__name__ == "ActorProxy"
     assert mon.is_alive()
     first = mon.notified
+    # A change (here a command handled) is reported by the next notify.
+    assert send(proxy, "ping").result(10) == "pong"
     wait_until(
-        lambda: mon.notified > first and mon.info.get("actor", {}).get("state") == 3,
+        lambda: mon.notified > first and mon.info["actor"]["commands_handled"] >= 1,
         timeout=3 * MONITOR_TASK_PERIOD,
         what="a notify",
     )
+    assert mon.info["actor"]["state"] == ACTOR_STATES.RUN
     with pytest.raises(ActorTimeout):
         mon.join(0.05)
     mon.start()  # already started: nothing happens
