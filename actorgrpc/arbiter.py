@@ -494,11 +494,13 @@ class Arbiter(Actor):
         """The arbiter's info, with every live actor's latest info and the dead."""
         out = super().info()
         out["actors"] = self.supervisor.actors_info()
-        out["monitors"] = {
-            name: {"aid": m.aid, **m.pool_info()} for name, m in self.monitors.items()
-        }
+        out["monitors"] = self.monitors_info()
         out["terminated"] = dict(self.supervisor.terminated)
         return out
+
+    def monitors_info(self) -> dict[str, Any]:
+        """Every monitor's pool, by name."""
+        return {name: {"aid": m.aid, **m.pool_info()} for name, m in self.monitors.items()}
 
     def __repr__(self) -> str:
         return f"<Arbiter {self.aid} at {wire.format_address(self.address)} {self.info_state}>"

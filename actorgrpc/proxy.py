@@ -94,7 +94,7 @@ class ActorProxyMonitor(ActorProxy):
         self.impl = impl
         self.kind = kind
         self.language = "python"
-        self._info: dict[str, Any] = {}
+        self._info: dict[str, Any] | None = {}
         self._raw_info: Any = None
         self.notified: float = 0.0
         self.state: int = ACTOR_STATES.INITIAL
@@ -114,13 +114,11 @@ class ActorProxyMonitor(ActorProxy):
     @property
     def info(self) -> dict[str, Any]:
         """The actor's latest ``info()``, as its last notify reported it."""
-        raw = self._raw_info
-        if raw is not None:
+        if self._info is None:
             from actorgrpc import wire
 
-            self._raw_info = None
             try:
-                decoded = wire.decode(raw, allow_pickle=False)
+                decoded = wire.decode(self._raw_info, allow_pickle=False)
             except Exception as exc:
                 decoded = {"unreadable": f"{type(exc).__name__}: {exc}"}
             self._info = decoded if isinstance(decoded, dict) else {"unreadable": repr(decoded)}
@@ -131,9 +129,15 @@ class ActorProxyMonitor(ActorProxy):
         self._info = value
         self._raw_info = None
 
+    @property
+    def raw_info(self) -> Any:
+        """The latest info as the Value it came in (None when it was set in Python)."""
+        return self._raw_info
+
     def set_raw_info(self, value: Any) -> None:
         """Keep a notify's info Value, to decode when first read."""
         self._raw_info = value
+        self._info = None
 
     def is_alive(self) -> bool:
         """True while the underlying actor runs."""

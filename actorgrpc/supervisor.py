@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc import wire
+from actorgrpc.actor import Actor
 from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
 from actorgrpc.errors import (
     ActorNotAvailable,
@@ -30,7 +31,6 @@ from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
 from actorgrpc.v1 import supervisor_pb2
 
 if TYPE_CHECKING:
-    from actorgrpc.actor import Actor
     from actorgrpc.futures import Settle
     from actorgrpc.node import Node
 
@@ -263,9 +263,13 @@ class Supervisor:
 
     def summary(self, monitor: ActorProxyMonitor, now: float) -> supervisor_pb2.ActorSummary:
         """One actor as the arbiter last saw it."""
-        info = monitor.info if isinstance(monitor.info, dict) else {}
-        actor = info.get("actor", {})
-        system = info.get("system", {})
+        raw = monitor.raw_info
+        if raw is None:  # info set in Python: encode it once here
+            raw = wire.encode(monitor.info, allow_pickle=False) if monitor.info else None
+        # Read the few typed fields straight off the Value: decoding and
+        # re-encoding every actor's info made Info slow on big trees.
+        actor = _entries(raw, "actor")
+        system = _entries(raw, "system")
         out = supervisor_pb2.ActorSummary(
             ref=wire.ref_from_proxy(monitor.proxy),
             kind=monitor.kind,
@@ -273,21 +277,25 @@ class Supervisor:
             pid=monitor.pid,
             state=monitor.state,
             info_state=ACTOR_STATES.DESCRIPTION.get(monitor.state, "unknown"),
-            uptime=float(actor.get("uptime", 0.0)),
-            memory_rss=int(system.get("memory_rss", 0)),
-            commands_handled=int(actor.get("commands_handled", 0)),
+            uptime=_number(actor, "uptime"),
+            memory_rss=int(_number(system, "memory_rss")),
+            commands_handled=int(_number(actor, "commands_handled")),
             last_notified=round(now - monitor.notified, 3) if monitor.notified else 0.0,
             supervisor=monitor.supervisor,
         )
-        if info:
-            out.info.CopyFrom(wire.encode(info, allow_pickle=False))
+        if raw is not None:
+            out.info.CopyFrom(raw)
         return out
 
     def tree_info(self) -> supervisor_pb2.InfoResponse:
         """The arbiter and every live actor, plus death records."""
         now = time.time()
-        arb_info = self.arbiter.info()
         arb = self.arbiter
+        # The arbiter's own info, without the actors listed after it anyway.
+        arb_info = Actor.info(arb)
+        monitors_info = getattr(arb, "monitors_info", None)
+        if monitors_info is not None:
+            arb_info["monitors"] = monitors_info()
         me = supervisor_pb2.ActorSummary(
             ref=wire.ref_from_proxy(arb.proxy),
             kind="arbiter",
@@ -325,6 +333,25 @@ class Supervisor:
                 }
             )
         return out
+
+
+def _entries(value: Any, key: str) -> Any:
+    """The map under ``key`` of a map Value, or None."""
+    if value is None or value.WhichOneof("kind") != "map_value":
+        return None
+    inner = value.map_value.fields.get(key)
+    if inner is None or inner.WhichOneof("kind") != "map_value":
+        return None
+    return inner.map_value.fields
+
+
+def _number(fields: Any, key: str) -> float:
+    """A number from a map Value's fields, 0 when absent or not a number."""
+    if fields is None or key not in fields:
+        return 0.0
+    value = fields[key]
+    kind = value.WhichOneof("kind")
+    return float(getattr(value, kind)) if kind in ("int_value", "double_value") else 0.0
 
 
 def _describe_exit(exitcode: int | None) -> str:
