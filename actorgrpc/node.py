@@ -264,7 +264,12 @@ class Node:
         else:
             env.no_reply = True
         if local is None:
-            self.call_soon(self.route, env, dest, on_reply)
+            if self.in_io_thread():
+                # Remote: route() only queues it on a stream, never runs a command
+                # inline, so do it now rather than a loop turn later.
+                self.route(env, dest, on_reply)
+            else:
+                self._io_poster.post(self.route, (env, dest, on_reply))
         else:
             # A local target is reached from this thread, without the IO loop.
             self._to_local(env, local, on_reply)
