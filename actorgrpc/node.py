@@ -57,6 +57,13 @@ def current_node() -> Node | None:
     return _node
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _utf8(text: str) -> bool:
     try:
         text.encode()
@@ -272,7 +279,7 @@ class Node:
                 self._io_poster.post(self.route, (env, dest, on_reply))
         else:
             # A local target is reached from this thread, without the IO loop.
-            self._to_local(env, local, on_reply)
+            self.deliver(local, env, on_reply, inline=False)
         return fut
 
     def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
@@ -297,28 +304,6 @@ class Node:
                 f"the mailbox of {target} stayed full for {self.send_wait:g}s: it reads "
                 "slower than it is written to"
             )
-
-    def _to_local(
-        self, env: mailbox_pb2.Envelope, actor: Actor, on_reply: ReplyCallback | None
-    ) -> None:
-        """Hand ``env`` to a local actor's loop from any thread (never run it inline)."""
-        reply = on_reply or drop_reply
-        loop = actor.loop
-        if loop is None:
-            reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.call_soon(actor._receive, env, reply)
-            return
-        tracked = actor._track(env, reply)
-        try:
-            actor._poster.post(actor._receive, (env, tracked))
-        except RuntimeError:
-            actor._fail_inflight("is not running")
 
     # -- routing (IO loop) ------------------------------------------------
 
@@ -362,14 +347,29 @@ class Node:
             return ActorNotAvailable(ended)
         return ActorNotFound(f"no actor {short(target)} in this tree")
 
-    def deliver(self, actor: Actor, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
-        """Hand ``env`` to a local actor, on its own loop."""
+    def deliver(
+        self,
+        actor: Actor,
+        env: mailbox_pb2.Envelope,
+        on_reply: ReplyCallback | None,
+        *,
+        inline: bool = True,
+    ) -> None:
+        """Hand ``env`` to a local actor, on its own loop, from any thread.
+
+        ``inline`` runs the command at once when already on the actor's loop:
+        right for routing code, never for a sender (it would run inside send()).
+        """
+        reply = on_reply or drop_reply
         loop = actor.loop
-        if loop is self.loop:
-            actor._receive(env, reply)
-            return
         if loop is None:
             reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
+            return
+        if (loop is self.loop and self.in_io_thread()) or _running_loop() is loop:
+            if inline:
+                actor._receive(env, reply)
+            else:
+                loop.call_soon(actor._receive, env, reply)
             return
         tracked = actor._track(env, reply)
         try:
