@@ -42,7 +42,7 @@ test: $(STAMP) node
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check actorgrpc tests
+	$(VENV)/bin/ruff check actorgrpc tests bench examples
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 
-from actorgrpc import Actor, arbiter, command, get_actor, send, spawn
+from actorgrpc import Actor, arbiter, command, send, spawn
 
 
 @command()
@@ -52,27 +52,37 @@ async def setup(arb: Actor) -> None:
 
 def print_tree(arb: Actor) -> None:
     host, port = arb.address
-    grpcurl = ".venv/bin/grpcurl" if os.path.exists(".venv/bin/grpcurl") else (
-        shutil.which("grpcurl") or "grpcurl"
+    grpcurl = (
+        ".venv/bin/grpcurl"
+        if os.path.exists(".venv/bin/grpcurl")
+        else (shutil.which("grpcurl") or "grpcurl")
     )
     print(f"actorgrpc arbiter {arb.aid} serving on {host}:{port} (pid {os.getpid()})\n")
     print(f"  {'name':<10} {'aid':<10} {'kind':<8} {'pid':>7}  address")
     print(f"  {arb.name:<10} {arb.aid:<10} {'arbiter':<8} {os.getpid():>7}  {host}:{port}")
     for m in arb.managed_actors.values():
-        print(f"  {m.name or '':<10} {m.aid:<10} {m.kind:<8} {m.pid:>7}  {m.address[0]}:{m.address[1]}")
+        print(
+            f"  {m.name or '':<10} {m.aid:<10} {m.kind:<8} {m.pid:>7}  {m.address[0]}:{m.address[1]}"
+        )
     addr = f"{host}:{port}"
     secret = getattr(arb, "secret", None)
     auth = ""
     if secret:
-        print(f"\nThe tree's secret (every call must carry it):\n  export ACTORGRPC_SECRET={secret}")
-        auth = "-H \"authorization: Bearer $ACTORGRPC_SECRET\" "
+        print(
+            f"\nThe tree's secret (every call must carry it):\n  export ACTORGRPC_SECRET={secret}"
+        )
+        auth = '-H "authorization: Bearer $ACTORGRPC_SECRET" '
     print("\nInspect it with grpcurl:")
     print(f"  {grpcurl} -plaintext {auth}{addr} list")
     print(f"  {grpcurl} -plaintext {auth}{addr} actorgrpc.v1.Supervisor/Info")
-    print(f"  {grpcurl} -plaintext {auth}-d '{{\"target\":\"arbiter\",\"action\":\"ping\"}}' "
-          f"{addr} actorgrpc.v1.Mailbox/Send")
-    print(f"  {grpcurl} -plaintext {auth}-d '{{\"target\":\"tally\",\"action\":\"info\"}}' "
-          f"{addr} actorgrpc.v1.Mailbox/Send")
+    print(
+        f'  {grpcurl} -plaintext {auth}-d \'{{"target":"arbiter","action":"ping"}}\' '
+        f"{addr} actorgrpc.v1.Mailbox/Send"
+    )
+    print(
+        f'  {grpcurl} -plaintext {auth}-d \'{{"target":"tally","action":"info"}}\' '
+        f"{addr} actorgrpc.v1.Mailbox/Send"
+    )
     print("\nOr with the actorgrpc command line:")
     print(f"  .venv/bin/actorgrpc ps {addr}")
     print(f"  .venv/bin/actorgrpc send {addr} worker-1 square 12")
@@ -82,8 +92,13 @@ def print_tree(arb: Actor) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
-    parser.add_argument("--for", dest="seconds", type=float, default=0,
-                        help="stop by itself after SECONDS (default: serve until Ctrl-C)")
+    parser.add_argument(
+        "--for",
+        dest="seconds",
+        type=float,
+        default=0,
+        help="stop by itself after SECONDS (default: serve until Ctrl-C)",
+    )
     args = parser.parse_args()
 
     def start(arb: Actor):
