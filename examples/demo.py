@@ -61,9 +61,8 @@ def print_tree(arb: Actor) -> None:
     print(f"  {'name':<10} {'aid':<10} {'kind':<8} {'pid':>7}  address")
     print(f"  {arb.name:<10} {arb.aid:<10} {'arbiter':<8} {os.getpid():>7}  {host}:{port}")
     for m in arb.managed_actors.values():
-        print(
-            f"  {m.name or '':<10} {m.aid:<10} {m.kind:<8} {m.pid:>7}  {m.address[0]}:{m.address[1]}"
-        )
+        where = f"{m.address[0]}:{m.address[1]}"
+        print(f"  {m.name or '':<10} {m.aid:<10} {m.kind:<8} {m.pid:>7}  {where}")
     addr = f"{host}:{port}"
     secret = getattr(arb, "secret", None)
     auth = ""
