@@ -118,6 +118,28 @@ def test_health(arb: Arbiter) -> None:
         }
 
 
+async def linger(actor: Any) -> None:
+    """A stopping hook that takes its time: two seconds."""
+    import asyncio
+
+    await asyncio.sleep(2)
+
+
+def test_health_says_not_serving_while_an_actor_stops(arb: Arbiter) -> None:
+    proxy = spawn(stopping=linger).result(30)
+
+    class Node:  # grpcurl() talks to an object with an address
+        address = proxy.address
+
+    def status() -> str:
+        done = grpcurl(Node, "grpc.health.v1.Health/Check", data={"service": ""})  # type: ignore[arg-type]
+        return json.loads(done.stdout)["status"] if done.returncode == 0 else done.stderr
+
+    assert status() == "SERVING"
+    assert send(proxy, "stop").result(30) is True
+    wait_until(lambda: status() == "NOT_SERVING", timeout=20, what="NOT_SERVING while stopping")
+
+
 def test_info_and_send_to_every_kind_of_actor(arb: Arbiter) -> None:
     proc = spawn(name="gc-proc").result(30)
     thread = spawn(name="gc-thread", concurrency="thread").result(10)

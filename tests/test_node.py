@@ -592,3 +592,45 @@ def test_node_actor_leaves_when_its_arbiter_dies(node_dir: Path, tmp_path: Path)
             nodes.end_all()
         tree.popen.kill()
         tree.end()
+
+
+TLS_CLIENT = """
+const { Client } = require('./lib/client');
+const [address, target, ca, cert, key] = process.argv.slice(1);
+const tls = cert ? { ca, cert, key } : { ca };
+const c = new Client(address, { tls, timeout: 20 });
+c.send(target, 'echo', ['over tls'])
+  .then((result) => console.log(JSON.stringify({ result })))
+  .catch((err) => console.log(JSON.stringify({ status: err.status })))
+  .finally(() => c.close());
+"""
+
+
+def test_node_client_over_mutual_tls(node_dir: Path, tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    issued.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    issued.private_key_pem.write_to_path(str(paths["key"]))
+    tls = {"cert": paths["cert"], "key": paths["key"], "ca": paths["ca"], "mutual": True}
+    with arbiter(tls=tls) as tree:
+        proxy = spawn(name="tls-echo").result(30)
+        address = wire.format_address(tree.address)
+
+        def client(*pems: Path) -> dict[str, Any]:
+            done = subprocess.run(
+                [NODE, "-e", TLS_CLIENT, address, proxy.aid, *map(str, pems)],
+                cwd=node_dir,
+                env=dict(os.environ, ACTORGRPC_SECRET=tree.secret),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout)
+
+        assert client(paths["ca"], paths["cert"], paths["key"]) == {"result": "over tls"}
+        # Trusting the tree is not enough under mutual TLS: it wants our certificate.
+        assert client(paths["ca"]) == {"status": "UNAVAILABLE"}

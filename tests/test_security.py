@@ -331,3 +331,23 @@ def test_full_mailbox_makes_the_sender_wait_then_fail(secured):
         except ActorError:
             pass
     assert sys.getrefcount(proxy) > 0
+
+
+def test_handshakes_per_connection_are_limited(secured):
+    from actorgrpc.server import HANDSHAKES_PER_SECOND
+
+    codes = []
+    with channel(secured.address) as ch:
+        sup = supervisor_pb2_grpc.SupervisorStub(ch)
+        for i in range(HANDSHAKES_PER_SECOND + 10):
+            request = supervisor_pb2.HandshakeRequest(aid=f"nobody-{i}", spawn_token="x")
+            try:
+                sup.Handshake(request, timeout=10, metadata=auth())
+            except grpc.RpcError as err:
+                codes.append(err.code())
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes  # the flood is cut off
+    assert grpc.StatusCode.NOT_FOUND in codes  # before that, each got its own answer
+    # Others are not starved: a new connection is served at once.
+    with channel(secured.address) as ch:
+        reply = mailbox_pb2_grpc.MailboxStub(ch).Send(ping_envelope(), timeout=10, metadata=auth())
+    assert reply.result.string_value == "pong"

@@ -1,4 +1,5 @@
 'use strict';
+
 // A small client of an actorgrpc tree: Mailbox.Send to any actor, and the
 // arbiter's Supervisor.Info and Lookup.
 //
@@ -9,6 +10,7 @@
 //   (await c.info()).actors                        // the tree
 //   c.close();
 
+const fs = require('fs');
 const { grpc, v1, CHANNEL_OPTIONS } = require('./proto');
 const values = require('./values');
 const { fromServiceError } = require('./errors');
@@ -46,6 +48,18 @@ function summaryFromPb(s) {
   };
 }
 
+/** PEM bytes from a Buffer, a string of PEM text, or a file path. */
+function pem(value) {
+  if (value == null) return null;
+  if (Buffer.isBuffer(value)) return value;
+  if (typeof value === 'string' && value.includes('-----BEGIN')) return Buffer.from(value);
+  return fs.readFileSync(value);
+}
+
+function tlsCredentials({ ca = null, cert = null, key = null }) {
+  return grpc.credentials.createSsl(pem(ca), pem(key), pem(cert));
+}
+
 class Client {
   /**
    * @param {string} address "host:port" of an actorgrpc server (the arbiter's
@@ -53,16 +67,18 @@ class Client {
    * @param {object} [options] `timeout` (seconds, default 30), `sender`
    *   (an ActorRef put in every envelope: the actor this client speaks for)
    *   and `secret` (the tree's shared secret, sent as `authorization: Bearer
-   *   <secret>` on every call; default $ACTORGRPC_SECRET, none when unset).
+   *   <secret>` on every call; default $ACTORGRPC_SECRET, none when unset),
+   *   and `tls` ({ca, cert, key}: PEM Buffers or file paths) for a tree that
+   *   serves TLS (cert and key too under mutual TLS).
    */
-  constructor(address, { timeout = DEFAULT_TIMEOUT, sender = null, secret = process.env[SECRET_ENV] } = {}) {
+  constructor(address, { timeout = DEFAULT_TIMEOUT, sender = null, secret = process.env[SECRET_ENV], tls = null } = {}) {
     this.address = address;
     this.timeout = timeout;
     this.sender = sender;
     this._metadata = new grpc.Metadata();
     if (secret) this._metadata.set(AUTH_HEADER, `Bearer ${secret}`);
     this._ids = 0;
-    const credentials = grpc.credentials.createInsecure();
+    const credentials = tls ? tlsCredentials(tls) : grpc.credentials.createInsecure();
     this._mailbox = new v1.Mailbox(address, credentials, CHANNEL_OPTIONS);
     this._supervisor = null;
   }
