@@ -154,7 +154,8 @@ class Supervisor:
         if expected is None or not hmac.compare_digest(expected, request.session_token):
             raise PermissionDenied(f"notify for {request.aid!r} without its session token")
         monitor.notified = time.time()
-        monitor.state = request.state
+        # States only move forward; notifies may arrive out of order (concurrent RPCs).
+        monitor.state = max(monitor.state, request.state)
         if request.HasField("info"):
             # Read when someone asks: most notifies are never looked at.
             monitor.set_raw_info(request.info)
