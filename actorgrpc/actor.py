@@ -418,6 +418,8 @@ class Actor:
             await self._call_hook("periodic_task")
         except Exception:
             log.exception("actor %s: periodic_task hook failed", self.aid)
+        if self.after_run():
+            return  # the stop's own notify tells the rest
         silent = time.monotonic() - self._notified_at
         if self._fingerprint() != self._notified_print or silent >= IDLE_NOTIFY_PERIODS * (
             MONITOR_TASK_PERIOD
