@@ -136,7 +136,9 @@ class ProcessConcurrency:
         self.spec = spec
         self._ctx: Any = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["actorgrpc.concurrency"])
+            self._ctx.set_forkserver_preload(
+                ["actorgrpc.concurrency", "actorgrpc.server", "actorgrpc.client"]
+            )
         self.process: Any = None
 
     @property
