@@ -79,6 +79,7 @@ class Outbox:
         self._items: deque[mailbox_pb2.Envelope] = deque()
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._busy = False  # a write is under way (grpc allows one at a time)
         self.closed = False
 
     def put(self, env: mailbox_pb2.Envelope) -> bool:
@@ -100,27 +101,55 @@ class Outbox:
         items = self._items
         try:
             while True:
-                if not items:
-                    if self._closing:
+                if not items or self._busy:
+                    if self._closing and not items:
                         return
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                if len(items) == 1:
-                    await self._write(items.popleft())
-                    self.gate.update(0)
-                    continue
-                batch = Envelope(kind=BATCH)
-                size = 0
-                while items and len(batch.batch) < MAX_BATCH and size < MAX_BATCH_BYTES:
-                    env = items.popleft()
-                    size += env.ByteSize()
-                    batch.batch.append(env)
-                await self._write(batch)
-                self.gate.update(len(items))
+                self._busy = True
+                try:
+                    await self._write_next()
+                finally:
+                    self._busy = False
         finally:
             self.closed = True
             self.gate.update(0)  # waiters find it closed rather than wait on
+
+    async def flush(self) -> None:
+        """Write what is queued from the calling task, if no write is under way.
+
+        A server stream calls it after a request whose reply came at once:
+        the reply leaves a loop turn sooner than through the writer task.
+        """
+        if self._busy or not self._items or self.closed:
+            return
+        self._busy = True
+        try:
+            await self._write_next()
+        except Exception:
+            # The stream is broken: the writer task finds out and ends.
+            self._closing = True
+            self._items.clear()
+        finally:
+            self._busy = False
+            self._wakeup.set()
+
+    async def _write_next(self) -> None:
+        """Write the next stream message: a lone envelope, or a batch of what waits."""
+        items = self._items
+        if len(items) == 1:
+            await self._write(items.popleft())
+            self.gate.update(0)
+            return
+        batch = Envelope(kind=BATCH)
+        size = 0
+        while items and len(batch.batch) < MAX_BATCH and size < MAX_BATCH_BYTES:
+            env = items.popleft()
+            size += env.ByteSize()
+            batch.batch.append(env)
+        await self._write(batch)
+        self.gate.update(len(items))
 
     def close(self) -> None:
         """Finish writing what is queued, then stop."""

@@ -118,6 +118,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                     if gate is not None and not gate.is_open():
                         # Stop reading: gRPC flow control then slows the sender.
                         await gate.wait_async()
+                await outbox.flush()
         except grpc.aio.AioRpcError:
             pass
 
