@@ -116,6 +116,7 @@ class Actor:
         self._spawn_token = ""
         self._session = ""
         self._notified_at = 0.0
+        self._sleeping = False
         self._notified_print: tuple[Any, ...] = ()
         # Requests handed to this actor from other threads and not yet
         # answered: failed, not lost, if the actor ends first.
@@ -231,6 +232,8 @@ class Actor:
     def _receive(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
         """Run the command an envelope asks for; on this actor's loop."""
         self._commands_handled += 1
+        if self._sleeping:
+            self._wake_periodic()
         allow = self._node.allow_pickle
         try:
             cmd = get_command(env.action)
@@ -404,7 +407,24 @@ class Actor:
 
     def _schedule_periodic(self) -> None:
         assert self._loop is not None
-        self.next_periodic_task = self._loop.call_later(MONITOR_TASK_PERIOD, self._periodic)
+        # Without a periodic_task hook an idle actor only owes an occasional
+        # notify: it sleeps long, and a command handled brings the tick back
+        # within a period (_receive), so changes still show that fast.
+        self._sleeping = not self._ticks() and self._fingerprint() == self._notified_print
+        delay = MONITOR_TASK_PERIOD * (IDLE_NOTIFY_PERIODS if self._sleeping else 1)
+        self.next_periodic_task = self._loop.call_later(delay, self._periodic)
+
+    def _ticks(self) -> bool:
+        """Whether this actor needs its periodic task every period."""
+        return "periodic_task" in self._hooks
+
+    def _wake_periodic(self) -> None:
+        """Bring a long-sleeping periodic task back to within a period."""
+        self._sleeping = False
+        handle, loop = self.next_periodic_task, self._loop
+        if handle is not None and loop is not None and not self.after_run():
+            handle.cancel()
+            self.next_periodic_task = loop.call_later(MONITOR_TASK_PERIOD, self._periodic)
 
     def _periodic(self) -> None:
         task = asyncio.ensure_future(self._periodic_task())

@@ -272,6 +272,9 @@ class Arbiter(Actor):
         if error is not None and self._error is None:
             self._error = error
 
+    def _ticks(self) -> bool:
+        return True  # the arbiter's periodic task is its hook, if any, every period
+
     def _schedule_periodic(self) -> None:
         super()._schedule_periodic()
         if self._watch is None:

@@ -80,6 +80,9 @@ class Monitor(Actor):
         """True."""
         return True
 
+    def _ticks(self) -> bool:
+        return True  # the pool is looked after every period
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the pool first reaches ``num_workers``; False on timeout."""
         return self._pool_full.wait(timeout)

@@ -59,8 +59,9 @@ class Sizes:
     #: The scale tree.
     threads: int = 1000
     processes: int = 50
-    #: Seconds of each CPU window.
-    cpu_window: float = 3.0
+    #: Seconds of each CPU window: longer than an idle actor's notify interval
+    #: (actor.IDLE_NOTIFY_PERIODS periods), so that every actor notifies in it.
+    cpu_window: float = 10.5
     #: Calls per second of the raw gRPC "notify" load.
     notify_rate: int = 500
     #: Payload sizes in bytes and round trips per payload.
