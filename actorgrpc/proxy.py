@@ -77,6 +77,7 @@ class ActorProxyMonitor(ActorProxy):
         "mailbox",
         "notified",
         "pid",
+        "started",
         "state",
         "supervisor",
     )
@@ -97,6 +98,8 @@ class ActorProxyMonitor(ActorProxy):
         self._info: dict[str, Any] | None = {}
         self._raw_info: Any = None
         self.notified: float = 0.0
+        #: When the actor registered (its handshake), as time.time().
+        self.started: float = 0.0
         self.state: int = ACTOR_STATES.INITIAL
         self.pid: int = 0
         self.supervisor = supervisor

@@ -111,7 +111,7 @@ class Supervisor:
             # The stream opens now: it carries the arbiter's requests, and its
             # breaking is the first sign of death for actors with no process here.
             monitor.mailbox = node.connection(request.address)
-        monitor.notified = time.time()
+        monitor.notified = monitor.started = time.time()
         session = self._sessions[request.aid] = secrets.token_hex(16)
         return supervisor_pb2.HandshakeResponse(
             arbiter=wire.ref_from_proxy(self.arbiter.proxy),
@@ -278,7 +278,8 @@ class Supervisor:
             pid=monitor.pid,
             state=monitor.state,
             info_state=ACTOR_STATES.DESCRIPTION.get(monitor.state, "unknown"),
-            uptime=_number(actor, "uptime"),
+            # From the handshake: an idle actor's last info may be minutes old.
+            uptime=round(now - monitor.started, 3) if monitor.started else _number(actor, "uptime"),
             memory_rss=int(_number(system, "memory_rss")),
             commands_handled=int(_number(actor, "commands_handled")),
             last_notified=round(now - monitor.notified, 3) if monitor.notified else 0.0,
