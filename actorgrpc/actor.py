@@ -42,6 +42,10 @@ _current = threading.local()
 IDLE_NOTIFY_PERIODS = 10
 
 
+# Results that are certainly not awaitable: skips inspect.isawaitable on the hot path.
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict})
+
+
 def get_actor() -> Actor | None:
     """The actor controlling the current thread, or None."""
     return getattr(_current, "actor", None)
@@ -237,14 +241,14 @@ class Actor:
         allow = self._node.allow_pickle
         try:
             cmd = get_command(env.action)
-            args = tuple(wire.decode(v, allow_pickle=allow) for v in env.args)
-            kwargs = wire.decode_kwargs(env.kwargs, allow_pickle=allow)
+            args = tuple([wire.decode(v, allow_pickle=allow) for v in env.args])
+            kwargs = wire.decode_kwargs(env.kwargs, allow_pickle=allow) if env.kwargs else {}
             caller = wire.proxy_from_ref(env.sender) if env.HasField("sender") else None
             result = cmd.fn(Request(self, caller, env.action, args, kwargs), *args, **kwargs)
         except Exception as exc:
             reply(make_error_reply(env.id, exc))
             return
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             self._gate.update(len(self._tasks) + len(self._inflight))

@@ -33,7 +33,7 @@ class Command:
         return str(self.fn.__module__)
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     """What a command receives first: ``request.actor`` and ``request.caller``."""
 
