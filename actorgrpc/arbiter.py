@@ -305,11 +305,8 @@ class Arbiter(Actor):
     def spawn(self, **params: Any) -> Any:
         """Spawn an actor; a future with ``.aid`` set at once, resolving to its proxy."""
         params = check_spawn_params(params)
+        self._check_running()
         fut, settle = new_future(params["aid"], f"spawning {params['aid']}", tagged=True)
-        if not self._ready.is_set() or self._finished.is_set():
-            raise RuntimeError(
-                "the arbiter is not running: use `with arbiter():` or arbiter().start()"
-            )
 
         async def go() -> None:
             try:
@@ -319,6 +316,12 @@ class Arbiter(Actor):
 
         self._node.call_soon(self._start_task, go())
         return fut
+
+    def _check_running(self) -> None:
+        if not self._ready.is_set() or self._finished.is_set():
+            raise RuntimeError(
+                "the arbiter is not running: use `with arbiter():` or arbiter().start()"
+            )
 
     def _start_task(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -406,10 +409,7 @@ class Arbiter(Actor):
             raise TypeError(f"add_monitor: name must be a non-empty str, not {name!r}")
         monitor = Monitor(arbiter=self, name=name, **params)
         node = self._node
-        if not self._ready.is_set() or self._finished.is_set():
-            raise RuntimeError(
-                "the arbiter is not running: use `with arbiter():` or arbiter().start()"
-            )
+        self._check_running()
         if node.in_io_thread():
             self._start_monitor(monitor)
         else:

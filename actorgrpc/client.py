@@ -109,11 +109,14 @@ class Connection:
         self.closed = True
         self._outbox.close()
         self._node.drop_connection(self, broken=True)
-        for request_id in list(self._pending):
-            self._fail(request_id, reason)
+        self._fail_all(reason)
         if not self._reader.done():
             self._reader.cancel()
         self._closing = asyncio.ensure_future(self._channel.close(None))
+
+    def _fail_all(self, reason: str) -> None:
+        for request_id in list(self._pending):
+            self._fail(request_id, reason)
 
     def _fail(self, request_id: int, reason: str) -> None:
         callback = self._pending.pop(request_id, None)
@@ -134,8 +137,7 @@ class Connection:
         self._node.drop_connection(self)
         self._writer.cancel()
         self._reader.cancel()
-        for request_id in list(self._pending):
-            self._fail(request_id, "the connection was closed")
+        self._fail_all("the connection was closed")
         await self._channel.close(None)
 
 

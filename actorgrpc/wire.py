@@ -8,6 +8,7 @@ refused with an error naming the type.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import re
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ _INT64_MAX = 2**63 - 1
 _Value = value_pb2.Value
 
 
+@functools.lru_cache(maxsize=4096)
 def format_address(address: Address) -> str:
     """``('127.0.0.1', 80)`` -> ``'127.0.0.1:80'`` (IPv6 hosts in brackets)."""
     host, port = address
