@@ -210,11 +210,11 @@ class Actor:
 
     def get_actor(self, aid: str) -> Any:
         """A future of the ActorProxy for ``aid`` (or a name), None when unknown."""
-        from actorgrpc.futures import new_future
+        from actorgrpc.futures import new_future, running_loop
 
         if not isinstance(aid, str):
             raise TypeError(f"get_actor needs an aid or a name, not {aid!r}")
-        fut, settle = new_future(aid, f"looking up {aid!r}")
+        fut, settle = new_future(aid, f"looking up {aid!r}", running_loop())
         local = self._node.local(aid)
         if local is not None or self._loop is None:
             settle(True, local.proxy if local is not None else None)
@@ -241,7 +241,8 @@ class Actor:
         allow = self._node.allow_pickle
         try:
             cmd = get_command(env.action)
-            args = tuple([wire.decode(v, allow_pickle=allow) for v in env.args])
+            raw = env.args
+            args = tuple([wire.decode(v, allow_pickle=allow) for v in raw]) if raw else ()
             kwargs = wire.decode_kwargs(env.kwargs, allow_pickle=allow) if env.kwargs else {}
             caller = wire.proxy_from_ref(env.sender) if env.HasField("sender") else None
             result = cmd.fn(Request(self, caller, env.action, args, kwargs), *args, **kwargs)

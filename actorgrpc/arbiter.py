@@ -29,7 +29,7 @@ from actorgrpc.consts import (
 )
 from actorgrpc.errors import ActorError, ActorTimeout, BadRequest
 from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT
-from actorgrpc.futures import new_future
+from actorgrpc.futures import new_future, running_loop
 from actorgrpc.monitor import Monitor, MonitorConcurrency
 from actorgrpc.node import Node
 from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
@@ -306,7 +306,9 @@ class Arbiter(Actor):
         """Spawn an actor; a future with ``.aid`` set at once, resolving to its proxy."""
         params = check_spawn_params(params)
         self._check_running()
-        fut, settle = new_future(params["aid"], f"spawning {params['aid']}", tagged=True)
+        fut, settle = new_future(
+            params["aid"], f"spawning {params['aid']}", running_loop(), tagged=True
+        )
 
         async def go() -> None:
             try:

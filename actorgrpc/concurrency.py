@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from actorgrpc.actor import Actor, new_aid
 from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES
+from actorgrpc.handoff import new_thread_loop
 
 if TYPE_CHECKING:
     from actorgrpc._typing import Address, Hook
@@ -223,7 +224,7 @@ class ThreadConcurrency:
 
         actor = self._actor = self.spec.make_actor(self._node)
         actor._sup_client = LocalSupervisorClient(self._node, self._supervisor)
-        loop = self._loop = asyncio.new_event_loop()
+        loop = self._loop = new_thread_loop()
         code: int | None = None
         how = ""
         try:

@@ -17,7 +17,7 @@ from typing import Any
 from actorgrpc.errors import ActorTimeout
 from actorgrpc.handoff import poster_for
 
-__all__ = ["ActorFuture", "Settle", "new_future"]
+__all__ = ["ActorFuture", "Settle", "new_future", "running_loop"]
 
 #: Settles a future: ``settle(True, value)`` or ``settle(False, exception)``.
 Settle = Callable[[bool, Any], None]
@@ -58,15 +58,24 @@ def _set(fut: concurrent.futures.Future[Any] | asyncio.Future[Any], ok: bool, va
         fut.set_exception(value)
 
 
-def new_future(aid: str = "", what: str = "", tagged: bool = False) -> tuple[Any, Settle]:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The calling thread's running event loop, or None in plain code."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def new_future(
+    aid: str, what: str, loop: asyncio.AbstractEventLoop | None, tagged: bool = False
+) -> tuple[Any, Settle]:
     """A future for the calling context, and a thread-safe way to settle it.
 
-    ``tagged`` asyncio futures carry ``.aid`` (spawn's); others are plain,
-    cheaper asyncio futures.
+    ``loop`` is the caller's running loop (``running_loop()``): an asyncio
+    future then, a concurrent one for plain code (None). ``tagged`` asyncio
+    futures carry ``.aid`` (spawn's); others are plain, cheaper asyncio futures.
     """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+    if loop is None:
         cfut = ActorFuture(aid, what)
 
         def settle_sync(ok: bool, value: Any) -> None:

@@ -33,7 +33,7 @@ from actorgrpc.errors import (
     short,
 )
 from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
-from actorgrpc.futures import new_future
+from actorgrpc.futures import new_future, running_loop
 from actorgrpc.handoff import poster_for
 from actorgrpc.mailbox import REQUEST, Envelope, Outbox, check_size, make_error_reply
 from actorgrpc.proxy import ActorProxy
@@ -55,13 +55,6 @@ _node: Node | None = None
 def current_node() -> Node | None:
     """This process's node, or None when no actor runs here."""
     return _node
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _utf8(text: str) -> bool:
@@ -251,14 +244,20 @@ class Node:
         if sender is not None:
             env.sender.CopyFrom(sender._ref)
         allow_pickle = self.allow_pickle
-        wire.encode_args(args, env.args, allow_pickle=allow_pickle)
-        wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
+        if args:
+            wire.encode_args(args, env.args, allow_pickle=allow_pickle)
+        if kwargs:
+            wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         check_size(env, self.max_message_size, "the message", action)
-        self._wait_for_room(local, dest, target_id)
+        if local is None or not local._gate.is_open():
+            self._wait_for_room(local, dest, target_id)
+        running = running_loop()
         on_reply: ReplyCallback | None = None
         fut = None
         if ack:
-            fut, settle = new_future(target_id, f"from {target_id} to {action!r}", tagged)
+            # The description is for plain code's timeouts only.
+            what = f"from {target_id} to {action!r}" if running is None else ""
+            fut, settle = new_future(target_id, what, running, tagged)
 
             def on_reply(reply: mailbox_pb2.Envelope) -> None:
                 if reply.HasField("error"):
@@ -279,7 +278,7 @@ class Node:
                 self._io_poster.post(self.route, (env, dest, on_reply))
         else:
             # A local target is reached from this thread, without the IO loop.
-            self.deliver(local, env, on_reply, inline=False)
+            self.deliver(local, env, on_reply, running, inline=False)
         return fut
 
     def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
@@ -318,7 +317,7 @@ class Node:
         if isinstance(dest, ActorProxy):
             actor = self.actors.get(dest.aid)
             if actor is not None:
-                self.deliver(actor, env, reply)
+                self.deliver(actor, env, reply, self.loop)
                 return actor._gate
             if dest.address == self.address:
                 reply(
@@ -328,7 +327,7 @@ class Node:
             return self.send_remote(wire.format_address(dest.address), env, on_reply)
         actor = self.local(dest)
         if actor is not None:
-            self.deliver(actor, env, reply)
+            self.deliver(actor, env, reply, self.loop)
             return actor._gate
         if self.resolver is not None:
             proxy = self.resolver(dest)
@@ -352,20 +351,23 @@ class Node:
         actor: Actor,
         env: mailbox_pb2.Envelope,
         on_reply: ReplyCallback | None,
+        running: asyncio.AbstractEventLoop | None,
         *,
         inline: bool = True,
     ) -> None:
         """Hand ``env`` to a local actor, on its own loop, from any thread.
 
-        ``inline`` runs the command at once when already on the actor's loop:
-        right for routing code, never for a sender (it would run inside send()).
+        ``running`` is the caller's running loop (``running_loop()``; the IO
+        loop for routing code). ``inline`` runs the command at once when that
+        is the actor's loop: right for routing code, never for a sender (it
+        would run inside send()).
         """
         reply = on_reply or drop_reply
         loop = actor.loop
         if loop is None:
             reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
             return
-        if (loop is self.loop and self.in_io_thread()) or _running_loop() is loop:
+        if running is loop:
             if inline:
                 actor._receive(env, reply)
             else:
@@ -416,7 +418,7 @@ class Node:
         target = env.target
         actor = self.local(target) if target else self.main_actor
         if actor is not None:
-            self.deliver(actor, env, reply)
+            self.deliver(actor, env, reply, self.loop)
             return actor._gate
         if self.resolver is not None:
             try:
