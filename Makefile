@@ -45,7 +45,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check actorgrpc tests bench examples
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+# The benchmark's references: pykka and Thespian (the bench extra), and Ray
+# when it installs here (its figures are skipped with a note otherwise).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet 'ray>=2.9' || echo "note: Ray did not install; its figures will be skipped"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) -m bench
 
 clean:

@@ -30,31 +30,30 @@ log = logging.getLogger("actorgrpc")
 class _Poster:
     """Queues callbacks for one loop; ``post(fn, args)`` from any thread."""
 
-    __slots__ = ("__weakref__", "_items", "_lock", "_loop", "_scheduled")
+    __slots__ = ("__weakref__", "_items", "_loop", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._lock = threading.Lock()
         self._scheduled = False
 
     def post(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        # No lock: deque operations are atomic, and a drain scheduled twice
+        # finds nothing the second time; one never scheduled cannot happen,
+        # since _drain clears the flag before it takes the first item.
         self._items.append((fn, args))
-        with self._lock:
-            if self._scheduled:
-                return
-            self._scheduled = True
+        if self._scheduled:
+            return
+        self._scheduled = True
         try:
             self._loop.call_soon_threadsafe(self._drain)
         except RuntimeError:
-            with self._lock:
-                self._scheduled = False
+            self._scheduled = False
             self._items.clear()
             raise
 
     def _drain(self) -> None:
-        with self._lock:
-            self._scheduled = False
+        self._scheduled = False
         items = self._items
         while items:
             fn, args = items.popleft()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from functools import partial
 from typing import Any
 
 from actorgrpc import wire
@@ -71,8 +72,20 @@ def make_error_reply(request_id: int, exc: BaseException) -> mailbox_pb2.Envelop
     return Envelope(id=request_id, kind=REPLY, error=error_to_pb(exc))
 
 
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class Outbox:
-    """Envelopes waiting to be written on one stream; IO loop only."""
+    """Envelopes waiting to be written on one stream; IO loop only.
+
+    Writes start in the frame that queues the envelope, not in a writer task
+    a loop turn later: a lone message leaves at once. gRPC allows one write at
+    a time per stream, so while one is under way the next envelopes wait and
+    leave together when it completes. The write coroutines are driven by
+    callbacks on the futures they wait for, as a task would drive them.
+    """
 
     def __init__(
         self, write: Callable[[mailbox_pb2.Envelope], Awaitable[Any]], gate: Gate | None = None
@@ -80,19 +93,28 @@ class Outbox:
         self._write = write
         #: Closed while the queue is full (the peer reads slower than we write).
         self.gate = gate or Gate()
+        self._loop = asyncio.get_running_loop()
         self._items: deque[mailbox_pb2.Envelope] = deque()
-        self._wakeup = asyncio.Event()
         self._closing = False
         self._busy = False  # a write is under way (grpc allows one at a time)
+        self._held = False  # the caller writes soon itself (see hold)
         self.closed = False
+        # Done when the outbox has written everything after close(), or failed.
+        self._finished: asyncio.Future[None] = self._loop.create_future()
+        # The error is also seen by whoever awaits run(); no "never retrieved" log.
+        self._finished.add_done_callback(_retrieve)
 
     def put(self, env: mailbox_pb2.Envelope) -> bool:
-        """Queue ``env``; False when the outbox no longer writes."""
+        """Queue ``env`` and start writing it if no write is under way.
+
+        False when the outbox no longer writes.
+        """
         if self.closed:
             return False
         items = self._items
         items.append(env)
-        self._wakeup.set()
+        if not self._busy and not self._held:
+            self._pump()
         if len(items) >= self.gate.limit:
             self.gate.update(len(items))
         return True
@@ -101,43 +123,67 @@ class Outbox:
         return len(self._items)
 
     async def run(self) -> None:
-        """Write until closed and empty."""
-        items = self._items
-        try:
-            while True:
-                if not items or self._busy:
-                    if self._closing and not items:
-                        return
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                self._busy = True
-                try:
-                    await self._write_next()
-                finally:
-                    self._busy = False
-        finally:
-            self.closed = True
-            self.gate.update(0)  # waiters find it closed rather than wait on
+        """Wait until closed and empty; raises what broke the stream."""
+        await asyncio.shield(self._finished)
 
-    async def flush(self) -> None:
-        """Write what is queued from the calling task, if no write is under way.
+    def hold(self) -> None:
+        """Queue without writing until ``release``.
 
-        A server stream calls it after a request whose reply came at once:
-        the reply leaves a loop turn sooner than through the writer task.
+        For a caller about to queue several envelopes that should leave together.
         """
-        if self._busy or not self._items or self.closed:
-            return
-        self._busy = True
+        self._held = True
+
+    def release(self) -> None:
+        """End ``hold`` and write what is queued."""
+        self._held = False
+        if not self._busy:
+            self._pump()
+
+    def close(self) -> None:
+        """Finish writing what is queued, then stop."""
+        self._closing = True
+        self._held = False
+        if not self._busy:
+            self._pump()
+
+    def _pump(self) -> None:
+        """Start writes until one is under way or nothing waits."""
+        items = self._items
+        while items and not self._busy and not self._held and not self.closed:
+            self._busy = True
+            self._resume(self._write_next(), None)
+        if self._closing and not items and not self._busy:
+            self._finish(None)
+
+    def _resume(self, coro: Coroutine[Any, Any, None], _: object) -> None:
+        """Run a write until it waits; it resumes when what it waits for is done."""
         try:
-            await self._write_next()
-        except Exception:
-            # The stream is broken: the writer task finds out and ends.
-            self._closing = True
-            self._items.clear()
-        finally:
+            waiting = coro.send(None)
+        except StopIteration:
             self._busy = False
-            self._wakeup.set()
+            if _ is not None:  # resumed by a callback: go on with what waits
+                self._pump()
+            return
+        except BaseException as exc:  # the stream broke
+            self._busy = False
+            self._finish(exc)
+            return
+        if waiting is None:  # a bare yield: go on next turn
+            self._loop.call_soon(self._resume, coro, True)
+        else:
+            waiting._asyncio_future_blocking = False
+            waiting.add_done_callback(partial(self._resume, coro))
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._items.clear()
+        self.gate.update(0)  # waiters find it closed rather than wait on
+        if error is None:
+            self._finished.set_result(None)
+        else:
+            self._finished.set_exception(error)
 
     async def _write_next(self) -> None:
         """Write the next stream message: a lone envelope, or a batch of what waits."""
@@ -154,8 +200,3 @@ class Outbox:
             batch.batch.append(env)
         await self._write(batch)
         self.gate.update(len(items))
-
-    def close(self) -> None:
-        """Finish writing what is queued, then stop."""
-        self._closing = True
-        self._wakeup.set()

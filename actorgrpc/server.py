@@ -109,6 +109,8 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         reply = node.on_io_loop(answer)
         try:
             async for message in requests:
+                # Replies that come at once leave together, at release() below.
+                outbox.hold()
                 for env in expand(message):
                     if env.no_reply:
                         gate = node.dispatch(env, drop_reply)
@@ -117,8 +119,10 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                         gate = node.dispatch(env, reply)
                     if gate is not None and not gate.is_open():
                         # Stop reading: gRPC flow control then slows the sender.
+                        outbox.release()
                         await gate.wait_async()
-                await outbox.flush()
+                        outbox.hold()
+                outbox.release()
         except grpc.aio.AioRpcError:
             pass
 
