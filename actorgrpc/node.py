@@ -226,7 +226,7 @@ class Node:
         gets a copy of them as they were at the call.
         """
         if isinstance(target, ActorProxy):
-            dest: ActorProxy | str = target.proxy
+            dest: ActorProxy | str = target if type(target) is ActorProxy else target.proxy
             target_id = target.aid
             local = self.actors.get(target_id)
         elif isinstance(target, str) and target:
