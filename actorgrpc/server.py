@@ -109,20 +109,22 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         reply = node.on_io_loop(answer)
         try:
             async for message in requests:
-                # Replies that come at once leave together, at release() below.
+                # Replies that come at once leave together, at release().
                 outbox.hold()
-                for env in expand(message):
-                    if env.no_reply:
-                        gate = node.dispatch(env, drop_reply)
-                    else:
-                        unanswered.add()
-                        gate = node.dispatch(env, reply)
-                    if gate is not None and not gate.is_open():
-                        # Stop reading: gRPC flow control then slows the sender.
-                        outbox.release()
-                        await gate.wait_async()
-                        outbox.hold()
-                outbox.release()
+                try:
+                    for env in expand(message):
+                        if env.no_reply:
+                            gate = node.dispatch(env, drop_reply)
+                        else:
+                            unanswered.add()
+                            gate = node.dispatch(env, reply)
+                        if gate is not None and not gate.is_open():
+                            # Stop reading: gRPC flow control then slows the sender.
+                            outbox.release()
+                            await gate.wait_async()
+                            outbox.hold()
+                finally:
+                    outbox.release()
         except grpc.aio.AioRpcError:
             pass
 

@@ -4,18 +4,24 @@
   process actor: unary ``Mailbox.Send`` and ping-pong on ``Mailbox.Stream``;
 - the arbiter to a process actor: ``send(proxy, 'ping')`` from plain code, and
   ``await send`` inside a command running in the arbiter;
-- a process actor to another (a command in A times its sends to B);
-- a thread actor to another in the arbiter's process, and plain code to a
-  thread actor.
+- a process actor to another (a command in A times its sends to B), in turns
+  with raw gRPC bidi ping-pong and with Ray (``bench.paired``);
+- a thread actor to another in the arbiter's process, in turns with pykka,
+  and plain code to a thread actor.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
+from collections.abc import Callable
 
 from actorgrpc import ActorProxy, arbiter, send
 from bench.actors import address_of, client_samples, spawn_all
-from bench.common import Recorder, Sizes, distribution
+from bench.common import Recorder, Sizes, distribution, skipped
+from bench.paired import TURNS, in_turns, raw_bidi, reference
+from bench.raw_grpc import echo_process
+from bench.references import RAY_MISSING
 from bench.wire_client import run_client
 
 __all__ = ["run"]
@@ -46,12 +52,34 @@ def run(sizes: Sizes, rec: Recorder) -> None:
         with rec.attempt(f"arbiter -> process actor, in a command (n={sizes.n})"):
             samples = send("arbiter", "time_pings", b, sizes.n, sizes.latency_seconds).result(limit)
             rec["lat.arbiter_process_async"] = distribution(samples)
-        with rec.attempt(f"process actor -> process actor (n={sizes.n})"):
-            samples = send(a, "time_pings", b, sizes.n, sizes.latency_seconds).result(limit)
-            rec["lat.process_process"] = distribution(samples)
-        with rec.attempt(f"thread actor -> thread actor (n={sizes.n})"):
-            samples = send(t1, "time_pings", t2, sizes.n, sizes.latency_seconds).result(limit)
-            rec["lat.thread_thread"] = distribution(samples)
+        n, seconds = max(1, sizes.n // TURNS), sizes.latency_seconds / TURNS
+
+        def pings(sender: ActorProxy, target: ActorProxy) -> Callable[[int], list[float]]:
+            return lambda _: send(sender, "time_pings", target, n, seconds).result(limit)
+
+        with rec.attempt(f"process actor -> process actor, in turns with raw gRPC (n={sizes.n})"):
+            with echo_process() as (address, _):
+                raw, ours = in_turns(TURNS, lambda _: raw_bidi(address, n, seconds), pings(a, b))
+            rec["lat.raw_bidi_paired"] = distribution(raw)
+            rec["lat.process_process"] = distribution(ours)
+        with rec.attempt("process actor -> process actor, in turns with Ray"):
+            if importlib.util.find_spec("ray") is None:
+                rec["lat.ray_paired"] = skipped(RAY_MISSING)
+                rec["lat.process_process_ray_turns"] = skipped(RAY_MISSING)
+            else:
+                # Ray takes seconds to start: two turns (one in a smoke run), with more calls.
+                turns = 1 if sizes.smoke else 2
+                ray, ours = in_turns(
+                    turns, lambda _: reference("ray_rtt", 2 * n, seconds), pings(a, b)
+                )
+                rec["lat.ray_paired"] = distribution(ray)
+                rec["lat.process_process_ray_turns"] = distribution(ours)
+        with rec.attempt(f"thread actor -> thread actor, in turns with pykka (n={sizes.n})"):
+            pykka, ours = in_turns(
+                TURNS, lambda _: reference("pykka_rtt", n, seconds), pings(t1, t2)
+            )
+            rec["lat.pykka_paired"] = distribution(pykka)
+            rec["lat.thread_thread"] = distribution(ours)
         with rec.attempt(f"plain code -> thread actor (n={sizes.n})"):
             rec["lat.arbiter_thread_plain"] = distribution(_plain(t2, sizes))
 

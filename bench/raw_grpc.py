@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -31,16 +31,15 @@ import psutil
 from bench.common import Recorder, Sizes, distribution, free_port, payload_label, rate, scalar
 from bench.wire_client import (
     CHANNEL_OPTIONS,
+    SMALL,
     cold_start,
     stream_latency,
     stream_rate,
     unary_latency,
 )
 
-__all__ = ["echo_server", "run"]
+__all__ = ["echo_process", "echo_server", "run"]
 
-#: Bytes of the request of the small-message figures.
-SMALL = b"x" * 16
 #: The info dictionary an actor notifies is about this big.
 NOTIFY_BYTES = 1500
 
@@ -107,6 +106,14 @@ async def _run(sizes: Sizes, rec: Recorder) -> None:
             await server.stop(0)
         rec["raw.server_start_inproc"] = distribution(samples)
 
+    with echo_process() as (address, pid):
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+            await _against(channel, psutil.Process(pid), sizes, rec)
+
+
+@contextlib.contextmanager
+def echo_process() -> Iterator[tuple[str, int]]:
+    """The echo service in a process of its own: its ``host:port`` and pid."""
     server = subprocess.Popen(
         [sys.executable, "-m", "bench.raw_grpc", "serve"],
         stdin=subprocess.PIPE,
@@ -118,9 +125,7 @@ async def _run(sizes: Sizes, rec: Recorder) -> None:
         line = server.stdout.readline()
         if not line.startswith("PORT "):
             raise RuntimeError(f"the echo server did not start: {line!r}")
-        address = f"127.0.0.1:{int(line.split()[1])}"
-        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-            await _against(channel, psutil.Process(server.pid), sizes, rec)
+        yield f"127.0.0.1:{int(line.split()[1])}", server.pid
     finally:
         if server.stdin is not None:
             server.stdin.close()

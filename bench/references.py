@@ -24,7 +24,7 @@ import pykka
 
 from bench.common import Recorder, Sizes, distribution, free_port, rate, scalar, skipped
 
-__all__ = ["run"]
+__all__ = ["RAY_MISSING", "pykka_asks", "pykka_window", "ray_calls", "run"]
 
 #: Requests in flight for the reference throughput figures.
 DEPTH = 100
@@ -100,36 +100,51 @@ class _PykkaEcho(pykka.ThreadingActor):
         return message
 
 
-def _pykka(sizes: Sizes, rec: Recorder) -> None:
+def pykka_asks(n: int, seconds: float) -> list[float]:
+    """Seconds per ``ask`` from this thread to a pykka actor, one at a time."""
     ref = _PykkaEcho.start()
     try:
-        with rec.attempt(f"pykka: ask round trips (n={sizes.n})"):
-            for i in range(20):
-                ref.ask(i, timeout=5)
-            samples = []
-            deadline = time.perf_counter() + sizes.latency_seconds
-            for i in range(sizes.n):
-                t = time.perf_counter()
-                ref.ask(i, timeout=5)
-                samples.append(time.perf_counter() - t)
-                if t > deadline:
-                    break
-            rec["pykka.ask_rtt"] = distribution(samples)
-        with rec.attempt(f"pykka: {DEPTH} asks in flight ({sizes.duration}s)"):
-            t0 = time.perf_counter()
-            stop_at = t0 + sizes.duration
-            window: collections.deque[Any] = collections.deque(
-                ref.ask(i, block=False) for i in range(DEPTH)
-            )
-            done = 0
-            while window:
-                window.popleft().get(timeout=10)
-                done += 1
-                if time.perf_counter() < stop_at:
-                    window.append(ref.ask(done, block=False))
-            rec["pykka.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
+        for i in range(20):
+            ref.ask(i, timeout=5)
+        samples = []
+        deadline = time.perf_counter() + seconds
+        for i in range(n):
+            t = time.perf_counter()
+            ref.ask(i, timeout=5)
+            samples.append(time.perf_counter() - t)
+            if t > deadline:
+                break
+        return samples
     finally:
         ref.stop(timeout=5)
+
+
+def pykka_window(seconds: float) -> tuple[int, float]:
+    """Asks answered, and seconds, with DEPTH asks in flight to a pykka actor."""
+    ref = _PykkaEcho.start()
+    try:
+        t0 = time.perf_counter()
+        stop_at = t0 + seconds
+        window: collections.deque[Any] = collections.deque(
+            ref.ask(i, block=False) for i in range(DEPTH)
+        )
+        done = 0
+        while window:
+            window.popleft().get(timeout=10)
+            done += 1
+            if time.perf_counter() < stop_at:
+                window.append(ref.ask(done, block=False))
+        return done, time.perf_counter() - t0
+    finally:
+        ref.stop(timeout=5)
+
+
+def _pykka(sizes: Sizes, rec: Recorder) -> None:
+    with rec.attempt(f"pykka: ask round trips (n={sizes.n})"):
+        rec["pykka.ask_rtt"] = distribution(pykka_asks(sizes.n, sizes.latency_seconds))
+    with rec.attempt(f"pykka: {DEPTH} asks in flight ({sizes.duration}s)"):
+        done, seconds = pykka_window(sizes.duration)
+        rec["pykka.rate_d100"] = rate(done, seconds, depth=DEPTH)
     with rec.attempt(f"pykka: actor start until it answers (n={sizes.spawn_n * 4})"):
         samples = []
         for _ in range(sizes.spawn_n * 4):
@@ -237,22 +252,55 @@ def _thespian(sizes: Sizes, rec: Recorder) -> None:
 # -- Ray -------------------------------------------------------------------------------
 
 
+RAY_MISSING = "ray is not installed (optional: pip install ray)"
+
+
+def _ray_start() -> tuple[Any, Any]:
+    """Ray, started, and an Echo actor class; ImportError when Ray is absent."""
+    ray: Any = importlib.import_module("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+    @ray.remote
+    class Echo:
+        def ping(self, message: Any = None) -> Any:
+            return message
+
+    return ray, Echo
+
+
+def _ray_calls(ray: Any, actor: Any, n: int, seconds: float) -> list[float]:
+    samples = []
+    deadline = time.perf_counter() + seconds
+    for i in range(n):
+        t = time.perf_counter()
+        ray.get(actor.ping.remote(i), timeout=10)
+        samples.append(time.perf_counter() - t)
+        if t > deadline:
+            break
+    return samples
+
+
+def ray_calls(n: int, seconds: float) -> list[float]:
+    """Seconds per Ray actor call, one at a time (Ray started and stopped here)."""
+    ray, echo = _ray_start()
+    try:
+        actor = echo.remote()
+        for i in range(20):
+            ray.get(actor.ping.remote(i), timeout=60)
+        return _ray_calls(ray, actor, n, seconds)
+    finally:
+        ray.shutdown()
+
+
 def _ray(sizes: Sizes, rec: Recorder) -> None:
     keys = ("ray.call_rtt", "ray.rate_d100", "ray.create")
     try:
-        ray: Any = importlib.import_module("ray")
+        ray, Echo = _ray_start()
     except ImportError:
         for key in keys:
-            rec[key] = skipped("ray is not installed (optional: pip install ray)")
+            rec[key] = skipped(RAY_MISSING)
         return
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-
-        @ray.remote
-        class Echo:
-            def ping(self, message: Any = None) -> Any:
-                return message
-
         with rec.attempt(f"Ray: actor creation until it answers (n={sizes.spawn_n})"):
             samples = []
             for _ in range(sizes.spawn_n):
@@ -266,15 +314,7 @@ def _ray(sizes: Sizes, rec: Recorder) -> None:
         ray.get(actor.ping.remote(), timeout=60)
         n = min(sizes.n, 1000)
         with rec.attempt(f"Ray: actor call round trips (n={n})"):
-            samples = []
-            deadline = time.perf_counter() + sizes.latency_seconds
-            for i in range(n):
-                t = time.perf_counter()
-                ray.get(actor.ping.remote(i), timeout=10)
-                samples.append(time.perf_counter() - t)
-                if t > deadline:
-                    break
-            rec["ray.call_rtt"] = distribution(samples)
+            rec["ray.call_rtt"] = distribution(_ray_calls(ray, actor, n, sizes.latency_seconds))
         with rec.attempt(f"Ray: {DEPTH} calls in flight ({sizes.duration}s)"):
             t0 = time.perf_counter()
             stop_at = t0 + sizes.duration

@@ -5,7 +5,7 @@
 - an outside stream client (plain grpc.aio, one envelope per message) at the
   same depths, to a process actor;
 - 8 process actors sending to one, 100 in flight each;
-- a thread actor to another, 100 in flight;
+- a thread actor to another, 100 in flight, in turns with pykka (``bench.paired``);
 - no-ack: a process actor sends ``hit`` (``@command(ack=False)``) many times,
   then asks the receiver how many it counted; every message must be there.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 from actorgrpc import arbiter, send
 from bench.actors import address_of, client_samples, spawn_all
 from bench.common import Recorder, Sizes, rate
+from bench.paired import TURNS, in_turns, reference
 from bench.wire_client import run_client
 
 __all__ = ["run", "run_noack"]
@@ -61,11 +62,22 @@ def run(sizes: Sizes, rec: Recorder) -> None:
             total = sum(got["count"] for got in results)
             seconds = max(got["seconds"] for got in results)
             rec["tput.senders"] = rate(total, seconds, senders=len(senders), depth=100)
-        with rec.attempt(f"thread -> thread actor, 100 in flight ({sizes.duration}s)"):
+        with rec.attempt(f"thread -> thread, 100 in flight, turns with pykka ({sizes.duration}s)"):
             t1, t2 = spawn_all(2, "thread")
-            got = send(t1, "pipeline", t2, 100, MAX_COUNT, sizes.duration).result(limit)
-            _check(got)
-            rec["tput.thread_d100"] = rate(got["count"], got["seconds"], depth=100)
+            seconds = sizes.duration / TURNS
+
+            def ours(_: int) -> list[tuple[int, float]]:
+                got = send(t1, "pipeline", t2, 100, MAX_COUNT, seconds).result(limit)
+                _check(got)
+                return [(got["count"], got["seconds"])]
+
+            def pykka(_: int) -> list[tuple[int, float]]:
+                done, took = reference("pykka_rate", 0, seconds)
+                return [(done, took)]
+
+            theirs, mine = in_turns(TURNS, pykka, ours)
+            rec["tput.pykka_paired"] = rate(*_pooled(theirs), depth=100)
+            rec["tput.thread_d100"] = rate(*_pooled(mine), depth=100)
 
 
 def run_noack(sizes: Sizes, rec: Recorder) -> None:
@@ -87,6 +99,10 @@ def run_noack(sizes: Sizes, rec: Recorder) -> None:
                 raise RuntimeError(
                     f"sent {got['sent']} no-ack messages, the receiver counted {got['counted']}"
                 )
+
+
+def _pooled(turns: list[tuple[int, float]]) -> tuple[int, float]:
+    return sum(c for c, _ in turns), sum(t for _, t in turns)
 
 
 def _check(got: dict[str, int | float]) -> None:

@@ -28,6 +28,7 @@ from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervis
 
 __all__ = [
     "CHANNEL_OPTIONS",
+    "SMALL",
     "cold_start",
     "run_client",
     "stream_latency",
@@ -46,6 +47,8 @@ _EAGER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_reconnect_backoff_ms", 20),
 ]
 WARMUP = 20
+#: Bytes of the request of the small-message raw gRPC figures.
+SMALL = b"x" * 16
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the tree's secret comes from (set by bench.runner for each group).
 SECRET_ENV = "ACTORGRPC_SECRET"
@@ -233,6 +236,10 @@ def _envelope(target: str, action: str, payload: bytes | None = None) -> Make:
     return make
 
 
+def _small(_: int) -> bytes:
+    return SMALL
+
+
 def _replies_in(message: mailbox_pb2.Envelope) -> int:
     if message.kind == mailbox_pb2.ENVELOPE_KIND_BATCH:
         return len(message.batch)
@@ -259,6 +266,9 @@ async def _task(task: dict[str, Any]) -> dict[str, Any]:
                 if t > deadline:
                     break
             return {"samples": samples, "actors": actors}
+        if op == "raw_stream_latency":  # the echo service of bench.raw_grpc
+            stream = channel.stream_stream("/bench.Echo/Stream")
+            return {"samples": await stream_latency(stream, _small, task["n"], task["seconds"])}
         mailbox = mailbox_pb2_grpc.MailboxStub(channel)
         make = _envelope(task["target"], task.get("action", "ping"))
         metadata = auth()

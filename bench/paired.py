@@ -1,0 +1,94 @@
+"""References measured in turns with the figures they judge.
+
+A machine shared with others is faster in one minute than in the next, so a
+ratio between figures measured a minute apart carries that drift. For the
+figures with a ratio target, the latency and throughput groups therefore
+measure the reference again, in turns with actorgrpc: a few hundred round
+trips of the reference, then as many of actorgrpc, and again, several times.
+Each side's samples are pooled, and the ratio is taken between the pools.
+
+The references run as they do in their own groups: raw gRPC from a plain
+grpc.aio client process to the echo service in another process; pykka and
+Ray in a process of their own (``python -m bench.paired KIND N SECONDS``,
+which prints its samples as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TURNS", "in_turns", "raw_bidi", "reference"]
+
+#: Turns of each side.
+TURNS = 4
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def in_turns(
+    turns: int, theirs: Callable[[int], Any], ours: Callable[[int], Any]
+) -> tuple[list[Any], list[Any]]:
+    """Call ``theirs(i)`` then ``ours(i)`` for each turn; the pooled results of each."""
+    pooled_theirs: list[Any] = []
+    pooled_ours: list[Any] = []
+    for i in range(turns):
+        pooled_theirs.extend(theirs(i))
+        pooled_ours.extend(ours(i))
+    return pooled_theirs, pooled_ours
+
+
+def raw_bidi(address: str, n: int, seconds: float) -> list[float]:
+    """Raw gRPC bidi ping-pong round trips from a client process to the echo service."""
+    # Imported here: the reference processes of this module load no gRPC.
+    from bench.actors import client_samples
+    from bench.wire_client import run_client
+
+    (result,) = run_client(
+        [{"op": "raw_stream_latency", "address": address, "n": n, "seconds": seconds}],
+        seconds + 30,
+    )
+    return list(client_samples(result))
+
+
+def reference(kind: str, n: int, seconds: float, limit: float = 120.0) -> Any:
+    """Run a reference (``pykka_rtt``, ``pykka_rate``, ``ray_rtt``) in a process of its own."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.paired", kind, str(n), str(seconds)],
+        cwd=_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=limit,
+        check=False,
+    )
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"reference {kind} failed: {tail}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _measure(kind: str, n: int, seconds: float) -> Any:
+    from bench import references
+
+    if kind == "pykka_rtt":
+        return references.pykka_asks(n, seconds)
+    if kind == "pykka_rate":
+        return list(references.pykka_window(seconds))
+    if kind == "ray_rtt":
+        return references.ray_calls(n, seconds)
+    raise ValueError(f"unknown reference {kind!r}")
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.paired KIND N SECONDS``: print the reference's result as JSON."""
+    kind, n, seconds = argv[0], int(argv[1]), float(argv[2])
+    print(json.dumps(_measure(kind, n, seconds)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
