@@ -5,7 +5,7 @@
 - the arbiter to a process actor: ``send(proxy, 'ping')`` from plain code, and
   ``await send`` inside a command running in the arbiter;
 - a process actor to another (a command in A times its sends to B), in turns
-  with raw gRPC bidi ping-pong and with Ray (``bench.paired``);
+  with raw gRPC bidi ping-pong (``bench.paired``);
 - a thread actor to another in the arbiter's process, in turns with pykka,
   and plain code to a thread actor.
 """
@@ -24,7 +24,7 @@ from bench.raw_grpc import echo_process
 from bench.references import RAY_MISSING
 from bench.wire_client import run_client
 
-__all__ = ["run"]
+__all__ = ["run", "run_ray"]
 
 
 def run(sizes: Sizes, rec: Recorder) -> None:
@@ -62,21 +62,9 @@ def run(sizes: Sizes, rec: Recorder) -> None:
                 raw, ours = in_turns(TURNS, lambda _: raw_bidi(address, n, seconds), pings(a, b))
             rec["lat.raw_bidi_paired"] = distribution(raw)
             rec["lat.process_process"] = distribution(ours)
-        with rec.attempt("process actor -> process actor, in turns with Ray"):
-            if importlib.util.find_spec("ray") is None:
-                rec["lat.ray_paired"] = skipped(RAY_MISSING)
-                rec["lat.process_process_ray_turns"] = skipped(RAY_MISSING)
-            else:
-                # Ray takes seconds to start: two turns (one in a smoke run), with more calls.
-                turns = 1 if sizes.smoke else 2
-                ray, ours = in_turns(
-                    turns, lambda _: reference("ray_rtt", 2 * n, seconds), pings(a, b)
-                )
-                rec["lat.ray_paired"] = distribution(ray)
-                rec["lat.process_process_ray_turns"] = distribution(ours)
         with rec.attempt(f"thread actor -> thread actor, in turns with pykka (n={sizes.n})"):
             pykka, ours = in_turns(
-                TURNS, lambda _: reference("pykka_rtt", n, seconds), pings(t1, t2)
+                TURNS, lambda _: reference("pykka_rtt", n=n, seconds=seconds), pings(t1, t2)
             )
             rec["lat.pykka_paired"] = distribution(pykka)
             rec["lat.thread_thread"] = distribution(ours)
@@ -96,3 +84,47 @@ def _plain(target: ActorProxy, sizes: Sizes) -> list[float]:
         if t > deadline:
             break
     return samples
+
+
+#: What the ``ray`` group records.
+RAY_KEYS = (
+    "ray.create",
+    "ray.call_rtt",
+    "ray.rate_d100",
+    "ray.call_paired",
+    "ray.process_process_turns",
+)
+
+
+def run_ray(sizes: Sizes, rec: Recorder) -> None:
+    """Ray's figures, and process -> process round trips in turns with Ray calls.
+
+    The last group of a run: after Ray has run, this VM forks and faults pages
+    in more slowly for a while (process spawn measured after it was ~25%
+    slower), so nothing else is measured after it. Ray runs in processes of
+    its own (``bench.paired``); two turns, as it takes seconds to start.
+    """
+    if importlib.util.find_spec("ray") is None:
+        for key in RAY_KEYS:
+            rec[key] = skipped(RAY_MISSING)
+        return
+    arb = arbiter()
+    assert arb is not None
+    limit = sizes.latency_seconds + 30
+    n = max(1, min(sizes.n, 1000))
+    with arb:
+        a, b = spawn_all(2, "process")
+        ray_samples: list[float] = []
+        ours: list[float] = []
+        with rec.attempt(f"Ray: its figures, then process -> process pings (n={n})"):
+            figures = reference("ray_figures", sizes=sizes.to_json())
+            for key in RAY_KEYS[:3]:
+                rec[key] = figures[key]
+            ray_samples += figures["calls"]
+            ours += send(a, "time_pings", b, n, sizes.latency_seconds).result(limit)
+        if not sizes.smoke:
+            with rec.attempt(f"Ray: calls, then process -> process pings (n={n})"):
+                ray_samples += reference("ray_rtt", n=n, seconds=sizes.latency_seconds)
+                ours += send(a, "time_pings", b, n, sizes.latency_seconds).result(limit)
+        rec["ray.call_paired"] = distribution(ray_samples)
+        rec["ray.process_process_turns"] = distribution(ours)

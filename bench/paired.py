@@ -9,8 +9,8 @@ Each side's samples are pooled, and the ratio is taken between the pools.
 
 The references run as they do in their own groups: raw gRPC from a plain
 grpc.aio client process to the echo service in another process; pykka and
-Ray in a process of their own (``python -m bench.paired KIND N SECONDS``,
-which prints its samples as JSON).
+Ray in a process of their own (``python -m bench.paired KIND PARAMS_JSON``,
+which prints what it measured as JSON).
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ def raw_bidi(address: str, n: int, seconds: float) -> list[float]:
     return list(client_samples(result))
 
 
-def reference(kind: str, n: int, seconds: float, limit: float = 120.0) -> Any:
-    """Run a reference (``pykka_rtt``, ``pykka_rate``, ``ray_rtt``) in a process of its own."""
+def reference(kind: str, limit: float = 180.0, **params: Any) -> Any:
+    """Run a reference (``pykka_rtt``, ``pykka_rate``, ``ray_rtt``, ``ray_figures``) in a
+    process of its own; what it measured."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.paired", kind, str(n), str(seconds)],
+        [sys.executable, "-m", "bench.paired", kind, json.dumps(params)],
         cwd=_ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -71,22 +72,24 @@ def reference(kind: str, n: int, seconds: float, limit: float = 120.0) -> Any:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _measure(kind: str, n: int, seconds: float) -> Any:
+def _measure(kind: str, params: dict[str, Any]) -> Any:
     from bench import references
+    from bench.common import Sizes
 
     if kind == "pykka_rtt":
-        return references.pykka_asks(n, seconds)
+        return references.pykka_asks(params["n"], params["seconds"])
     if kind == "pykka_rate":
-        return list(references.pykka_window(seconds))
+        return list(references.pykka_window(params["seconds"]))
     if kind == "ray_rtt":
-        return references.ray_calls(n, seconds)
+        return references.ray_calls(params["n"], params["seconds"])
+    if kind == "ray_figures":
+        return references.ray_figures(Sizes.from_json(params["sizes"]))
     raise ValueError(f"unknown reference {kind!r}")
 
 
 def main(argv: list[str]) -> int:
-    """``python -m bench.paired KIND N SECONDS``: print the reference's result as JSON."""
-    kind, n, seconds = argv[0], int(argv[1]), float(argv[2])
-    print(json.dumps(_measure(kind, n, seconds)), flush=True)
+    """``python -m bench.paired KIND PARAMS_JSON``: print the reference's result as JSON."""
+    print(json.dumps(_measure(argv[0], json.loads(argv[1]))), flush=True)
     return 0
 
 

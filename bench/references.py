@@ -4,7 +4,8 @@
 - pykka: ``ask`` from the main thread to a ThreadingActor (one process).
 - Thespian (``multiprocTCPBase``): ``ask`` from outside to an actor process,
   ``createActor`` until the actor answers, and memory of an actor process.
-- Ray (only when importable): actor method call, throughput, actor creation.
+- Ray (only when importable): actor method call, throughput, actor creation;
+  measured by the ``ray`` group (``bench.latency.run_ray``), which runs last.
 
 This group imports neither grpc nor actorgrpc, so that Thespian's forks start
 from a process with no gRPC state.
@@ -24,7 +25,7 @@ import pykka
 
 from bench.common import Recorder, Sizes, distribution, free_port, rate, scalar, skipped
 
-__all__ = ["RAY_MISSING", "pykka_asks", "pykka_window", "ray_calls", "run"]
+__all__ = ["RAY_MISSING", "pykka_asks", "pykka_window", "ray_calls", "ray_figures", "run"]
 
 #: Requests in flight for the reference throughput figures.
 DEPTH = 100
@@ -35,7 +36,6 @@ def run(sizes: Sizes, rec: Recorder) -> None:
     _pipe(sizes, rec)
     _pykka(sizes, rec)
     _thespian(sizes, rec)
-    _ray(sizes, rec)
 
 
 # -- multiprocessing.Pipe ---------------------------------------------------------
@@ -253,12 +253,23 @@ def _thespian(sizes: Sizes, rec: Recorder) -> None:
 
 
 RAY_MISSING = "ray is not installed (optional: pip install ray)"
+#: Bytes of Ray's object store (calls here carry a few bytes).
+RAY_OBJECT_STORE = 200 * 1024 * 1024
 
 
 def _ray_start() -> tuple[Any, Any]:
     """Ray, started, and an Echo actor class; ImportError when Ray is absent."""
     ray: Any = importlib.import_module("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # A small object store: by default Ray maps 30% of the machine's memory,
+    # and giving that back leaves this VM slower at forking for a while
+    # (process spawn measured after it was ~25% slower).
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=RAY_OBJECT_STORE,
+    )
 
     @ray.remote
     class Echo:
@@ -292,39 +303,38 @@ def ray_calls(n: int, seconds: float) -> list[float]:
         ray.shutdown()
 
 
-def _ray(sizes: Sizes, rec: Recorder) -> None:
-    keys = ("ray.call_rtt", "ray.rate_d100", "ray.create")
+def ray_figures(sizes: Sizes) -> dict[str, Any]:
+    """Ray's figures (actor creation, calls, calls in flight), as records of the report.
+
+    Run by the ``ray`` group in a process of its own (``bench.paired``).
+    """
+    ray, echo = _ray_start()
+    out: dict[str, Any] = {}
     try:
-        ray, Echo = _ray_start()
-    except ImportError:
-        for key in keys:
-            rec[key] = skipped(RAY_MISSING)
-        return
-    try:
-        with rec.attempt(f"Ray: actor creation until it answers (n={sizes.spawn_n})"):
-            samples = []
-            for _ in range(sizes.spawn_n):
-                t = time.perf_counter()
-                created = Echo.remote()  # type: ignore[attr-defined]
-                ray.get(created.ping.remote("ping"), timeout=60)
-                samples.append(time.perf_counter() - t)
-                ray.kill(created)
-            rec["ray.create"] = distribution(samples)
-        actor = Echo.remote()  # type: ignore[attr-defined]
-        ray.get(actor.ping.remote(), timeout=60)
-        n = min(sizes.n, 1000)
-        with rec.attempt(f"Ray: actor call round trips (n={n})"):
-            rec["ray.call_rtt"] = distribution(_ray_calls(ray, actor, n, sizes.latency_seconds))
-        with rec.attempt(f"Ray: {DEPTH} calls in flight ({sizes.duration}s)"):
-            t0 = time.perf_counter()
-            stop_at = t0 + sizes.duration
-            window = collections.deque(actor.ping.remote(i) for i in range(DEPTH))
-            done = 0
-            while window:
-                ray.get(window.popleft(), timeout=10)
-                done += 1
-                if time.perf_counter() < stop_at:
-                    window.append(actor.ping.remote(done))
-            rec["ray.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
+        samples = []
+        for _ in range(sizes.spawn_n):
+            t = time.perf_counter()
+            created = echo.remote()
+            ray.get(created.ping.remote("ping"), timeout=60)
+            samples.append(time.perf_counter() - t)
+            ray.kill(created)
+        out["ray.create"] = distribution(samples)
+        actor = echo.remote()
+        for i in range(20):
+            ray.get(actor.ping.remote(i), timeout=60)
+        calls = _ray_calls(ray, actor, min(sizes.n, 1000), sizes.latency_seconds)
+        out["ray.call_rtt"] = distribution(calls)
+        t0 = time.perf_counter()
+        stop_at = t0 + sizes.duration
+        window = collections.deque(actor.ping.remote(i) for i in range(DEPTH))
+        done = 0
+        while window:
+            ray.get(window.popleft(), timeout=10)
+            done += 1
+            if time.perf_counter() < stop_at:
+                window.append(actor.ping.remote(done))
+        out["ray.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
+        out["calls"] = calls
+        return out
     finally:
         ray.shutdown()

@@ -49,7 +49,7 @@ _GROUPS = {
     "pipe": "references",
     "pykka": "references",
     "thespian": "references",
-    "ray": "references",
+    "ray": "ray",
     "lat": "latency",
     "tput": "throughput",
     "noack": "noack",
@@ -114,9 +114,6 @@ FIGURES: list[Figure] = [
     F("thespian.create", "Thespian createActor until it answers", "ms", "thespian.create"),
     F("thespian.memory_per_actor", "Thespian memory per actor process (RSS)", "KiB",
       "thespian.memory_per_actor"),
-    F("ray.call_rtt", "Ray actor call", "us", "raw.bidi_rtt"),
-    F("ray.rate_d100", "Ray actor calls, 100 in flight", "msg/s", "raw.stream_d100"),
-    F("ray.create", "Ray actor creation until it answers", "ms", "ray.create"),
     # 1. Round trips
     F("lat.client_unary", "outside client -> process actor, unary Mailbox.Send", "us",
       "raw.unary_rtt"),
@@ -132,10 +129,6 @@ FIGURES: list[Figure] = [
     F("lat.process_process", "process actor -> process actor", "us", "lat.raw_bidi_paired",
       also=("raw.bidi_rtt", "ray.call_rtt", "thespian.ask_rtt"),
       targets=(Target("<= 1.2x raw gRPC bidi ping-pong", 1.2, "lat.raw_bidi_paired"),)),
-    F("lat.ray_paired", "Ray actor call, in turns with the next line", "us", "ray.call_rtt"),
-    F("lat.process_process_ray_turns", "process actor -> process actor (turns with Ray)", "us",
-      "lat.ray_paired",
-      targets=(Target("<= 0.5x Ray actor call", 0.5, "lat.ray_paired"),)),
     F("lat.pykka_paired", "pykka ask, in turns with the next line", "us", "pykka.ask_rtt"),
     F("lat.thread_thread", "thread actor -> thread actor (one process)", "us", "lat.pykka_paired",
       also=("pykka.ask_rtt",),
@@ -186,6 +179,14 @@ FIGURES: list[Figure] = [
     # 6. Payloads
     *(F(f"payload.{p}", f"process -> process actor echo, {p}", "us", f"raw.payload_{p}")
       for p in PAYLOADS),
+    # Ray, measured last (bench.latency.run_ray).
+    F("ray.call_rtt", "Ray actor call", "us", "raw.bidi_rtt"),
+    F("ray.rate_d100", "Ray actor calls, 100 in flight", "msg/s", "raw.stream_d100"),
+    F("ray.create", "Ray actor creation until it answers", "ms", "ray.create"),
+    F("ray.call_paired", "Ray actor call, in turns with the next line", "us", "ray.call_rtt"),
+    F("ray.process_process_turns", "process actor -> process actor (in turns with Ray)", "us",
+      "ray.call_paired",
+      targets=(Target("<= 0.5x Ray actor call", 0.5, "ray.call_paired"),)),
 ]
 del F
 # fmt: on

@@ -41,9 +41,10 @@ GROUPS: dict[str, str] = {
     "payloads": "bench.payloads:run",
     "spawn": "bench.spawning:run",
     "scale": "bench.scale:run",
+    "ray": "bench.latency:run_ray",
 }
 #: Groups that measure references, not actorgrpc.
-REFERENCE_GROUPS = ("raw", "references")
+REFERENCE_GROUPS = ("raw", "references", "ray")
 #: Seconds each group may take (full run, smoke run) before it is stopped.
 TIME_LIMITS: dict[str, tuple[float, float]] = {
     "raw": (75, 25),
@@ -54,6 +55,7 @@ TIME_LIMITS: dict[str, tuple[float, float]] = {
     "payloads": (45, 20),
     "spawn": (90, 30),
     "scale": (180, 30),
+    "ray": (120, 60),
 }
 MARKER = "ACTORGRPC_BENCH_RUN"
 #: Where actorgrpc reads a tree's secret (actorgrpc.security.SECRET_ENV).

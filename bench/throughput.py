@@ -72,7 +72,7 @@ def run(sizes: Sizes, rec: Recorder) -> None:
                 return [(got["count"], got["seconds"])]
 
             def pykka(_: int) -> list[tuple[int, float]]:
-                done, took = reference("pykka_rate", 0, seconds)
+                done, took = reference("pykka_rate", seconds=seconds)
                 return [(done, took)]
 
             theirs, mine = in_turns(TURNS, pykka, ours)

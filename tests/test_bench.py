@@ -17,12 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Figures a smoke run may skip, and the module whose absence allows it.
-OPTIONAL = {
-    "ray.": "ray",
-    "lat.ray_paired": "ray",
-    "lat.process_process_ray_turns": "ray",
-    "thespian.": "thespian",
-}
+OPTIONAL = {"ray.": "ray", "thespian.": "thespian"}
 
 
 def _importable(module: str) -> bool:
