@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any
 
@@ -31,12 +31,10 @@ MAX_BATCH = 512
 MAX_BATCH_BYTES = 1024 * 1024
 
 
-def expand(env: mailbox_pb2.Envelope) -> Iterator[mailbox_pb2.Envelope]:
+def expand(env: mailbox_pb2.Envelope) -> Iterable[mailbox_pb2.Envelope]:
     """The envelopes a stream message carries (itself, or its batch)."""
-    if env.kind == BATCH:
-        yield from env.batch
-    else:
-        yield env
+    # A sequence, not a generator: one per stream message, on the hot path.
+    return env.batch if env.kind == BATCH else (env,)
 
 
 # Results whose encoding is a few bytes: their replies need no size check.
@@ -155,16 +153,22 @@ class Outbox:
         if self._closing and not items and not self._busy:
             self._finish(None)
 
-    def _resume(self, coro: Coroutine[Any, Any, None], _: object) -> None:
-        """Run a write until it waits; it resumes when what it waits for is done."""
+    def _resume(self, coro: Coroutine[Any, Any, None], resumed: object) -> None:
+        """Run a write until it waits; it resumes when what it waits for is done.
+
+        ``resumed`` is None on the first step (from _pump), else the future
+        the write waited for (or True after a bare yield).
+        """
         try:
             waiting = coro.send(None)
         except StopIteration:
             self._busy = False
-            if _ is not None:  # resumed by a callback: go on with what waits
+            if resumed is not None:  # resumed by a callback: go on with what waits
                 self._pump()
             return
-        except BaseException as exc:  # the stream broke
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # the stream broke, or the call was cancelled
             self._busy = False
             self._finish(exc)
             return
