@@ -263,11 +263,15 @@ class Actor:
         inflight = self._inflight
         inflight[key] = (env.id, reply)
         gate = self._gate
-        gate.update(len(inflight))
+        # The gate is told only when it may change: these run for every
+        # request from another thread, where every call costs.
+        if len(inflight) >= gate.limit:
+            gate.update(len(inflight))
 
         def answer(out: mailbox_pb2.Envelope) -> None:
             if inflight.pop(key, None) is not None:
-                gate.update(len(inflight))
+                if gate.shut:
+                    gate.update(len(inflight))
                 reply(out)
 
         return answer

@@ -22,14 +22,14 @@ DEFAULT_MAILBOX_LIMIT = 10_000
 class Gate:
     """Open while a queue has room."""
 
-    __slots__ = ("_half", "_lock", "_open", "_shut", "_waiters", "limit")
+    __slots__ = ("_half", "_lock", "_open", "_waiters", "limit", "shut")
 
     def __init__(self, limit: int = DEFAULT_MAILBOX_LIMIT) -> None:
         self.limit = limit
         self._half = limit // 2
-        # _shut mirrors the event for the hot path (a plain read, no call);
-        # both change together, under the lock.
-        self._shut = False
+        #: True while closed (read-only): mirrors the event for hot paths,
+        #: which read it rather than call is_open(); both change under the lock.
+        self.shut = False
         self._open = threading.Event()
         self._open.set()
         self._lock = threading.Lock()
@@ -37,20 +37,20 @@ class Gate:
 
     def is_open(self) -> bool:
         """True while senders may go on."""
-        return not self._shut
+        return not self.shut
 
     def update(self, size: int) -> None:
         """Tell the gate how long its queue is now (any thread)."""
         if size >= self.limit:
-            if not self._shut:
+            if not self.shut:
                 with self._lock:
-                    self._shut = True
+                    self.shut = True
                     self._open.clear()
-        elif self._shut and size <= self._half:
+        elif self.shut and size <= self._half:
             with self._lock:
-                if not self._shut:
+                if not self.shut:
                     return
-                self._shut = False
+                self.shut = False
                 self._open.set()
                 waiters, self._waiters = self._waiters, []
             for loop, fut in waiters:
