@@ -37,8 +37,24 @@ def expand(env: mailbox_pb2.Envelope) -> Iterable[mailbox_pb2.Envelope]:
     return env.batch if env.kind == BATCH else (env,)
 
 
-# Results whose encoding is a few bytes: their replies need no size check.
+# Results whose encoding is a few bytes.
 _SMALL = frozenset({type(None), bool, int, float})
+
+
+def _fits(result: Any, limit: int) -> bool:
+    """True when a reply carrying ``result`` is surely within ``limit`` bytes.
+
+    Spares the common replies ``ByteSize``, which in upb serializes the
+    whole message: for a 1 MB result, a second serialization.
+    """
+    t = type(result)
+    if t in _SMALL:
+        return True
+    if t is bytes:
+        return len(result) + 64 <= limit
+    if t is str:
+        return 4 * len(result) + 64 <= limit  # UTF-8: at most 4 bytes a character
+    return False
 
 
 def make_reply(
@@ -48,7 +64,7 @@ def make_reply(
     env = Envelope(id=request_id, kind=REPLY)
     try:
         wire.encode_into(env.result, result, allow_pickle=allow_pickle)
-        if limit and type(result) not in _SMALL:
+        if limit and not _fits(result, limit):
             check_size(env, limit, "reply")
     except Exception as exc:
         return make_error_reply(request_id, exc)

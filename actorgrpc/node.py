@@ -249,7 +249,7 @@ class Node:
         if kwargs:
             wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         check_size(env, self.max_message_size, "the message", action)
-        if local is None or not local._gate.is_open():
+        if local is None or local._gate.shut:
             self._wait_for_room(local, dest, target_id)
         running = running_loop()
         on_reply: ReplyCallback | None = None
