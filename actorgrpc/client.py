@@ -91,8 +91,10 @@ class Connection:
 
     async def _read_all(self) -> None:
         reason = "it closed the stream"
+        read, eof = self._call.read, grpc.aio.EOF
         try:
-            async for message in self._call:
+            # read() rather than `async for`: no async generator per message.
+            while (message := await read()) is not eof:
                 for env in expand(message):
                     callback = self._pending.pop(env.id, None)
                     if callback is not None:
