@@ -8,9 +8,10 @@ trips of the reference, then as many of actorgrpc, and again, several times.
 Each side's samples are pooled, and the ratio is taken between the pools.
 
 The references run as they do in their own groups: raw gRPC from a plain
-grpc.aio client process to the echo service in another process; pykka and
-Ray in a process of their own (``python -m bench.paired KIND PARAMS_JSON``,
-which prints what it measured as JSON).
+grpc.aio client process to the echo service in another process; pykka in a
+process of its own (``python -m bench.paired KIND PARAMS_JSON``, which
+prints what it measured as JSON). Ray, also measured through this module,
+is compared differently: see ``bench.latency.run_ray``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def raw_bidi(address: str, n: int, seconds: float) -> list[float]:
 
 
 def reference(kind: str, limit: float = 180.0, **params: Any) -> Any:
-    """Run a reference (``pykka_rtt``, ``pykka_rate``, ``ray_rtt``, ``ray_figures``) in a
-    process of its own; what it measured."""
+    """Run a reference (``pykka_rtt``, ``pykka_rate``, ``ray_figures``) in a process of
+    its own; what it measured."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.paired", kind, json.dumps(params)],
         cwd=_ROOT,
@@ -80,8 +81,6 @@ def _measure(kind: str, params: dict[str, Any]) -> Any:
         return references.pykka_asks(params["n"], params["seconds"])
     if kind == "pykka_rate":
         return list(references.pykka_window(params["seconds"]))
-    if kind == "ray_rtt":
-        return references.ray_calls(params["n"], params["seconds"])
     if kind == "ray_figures":
         return references.ray_figures(Sizes.from_json(params["sizes"]))
     raise ValueError(f"unknown reference {kind!r}")

@@ -25,7 +25,7 @@ import pykka
 
 from bench.common import Recorder, Sizes, distribution, free_port, rate, scalar, skipped
 
-__all__ = ["RAY_MISSING", "pykka_asks", "pykka_window", "ray_calls", "ray_figures", "run"]
+__all__ = ["RAY_MISSING", "pykka_asks", "pykka_window", "ray_figures", "run"]
 
 #: Requests in flight for the reference throughput figures.
 DEPTH = 100
@@ -291,18 +291,6 @@ def _ray_calls(ray: Any, actor: Any, n: int, seconds: float) -> list[float]:
     return samples
 
 
-def ray_calls(n: int, seconds: float) -> list[float]:
-    """Seconds per Ray actor call, one at a time (Ray started and stopped here)."""
-    ray, echo = _ray_start()
-    try:
-        actor = echo.remote()
-        for i in range(20):
-            ray.get(actor.ping.remote(i), timeout=60)
-        return _ray_calls(ray, actor, n, seconds)
-    finally:
-        ray.shutdown()
-
-
 def ray_figures(sizes: Sizes) -> dict[str, Any]:
     """Ray's figures (actor creation, calls, calls in flight), as records of the report.
 
@@ -322,8 +310,8 @@ def ray_figures(sizes: Sizes) -> dict[str, Any]:
         actor = echo.remote()
         for i in range(20):
             ray.get(actor.ping.remote(i), timeout=60)
-        calls = _ray_calls(ray, actor, min(sizes.n, 1000), sizes.latency_seconds)
-        out["ray.call_rtt"] = distribution(calls)
+        n = min(sizes.n, 1000)
+        out["ray.call_rtt"] = distribution(_ray_calls(ray, actor, n, sizes.latency_seconds))
         t0 = time.perf_counter()
         stop_at = t0 + sizes.duration
         window = collections.deque(actor.ping.remote(i) for i in range(DEPTH))
@@ -334,7 +322,6 @@ def ray_figures(sizes: Sizes) -> dict[str, Any]:
             if time.perf_counter() < stop_at:
                 window.append(actor.ping.remote(done))
         out["ray.rate_d100"] = rate(done, time.perf_counter() - t0, depth=DEPTH)
-        out["calls"] = calls
         return out
     finally:
         ray.shutdown()

@@ -183,10 +183,8 @@ FIGURES: list[Figure] = [
     F("ray.call_rtt", "Ray actor call", "us", "raw.bidi_rtt"),
     F("ray.rate_d100", "Ray actor calls, 100 in flight", "msg/s", "raw.stream_d100"),
     F("ray.create", "Ray actor creation until it answers", "ms", "ray.create"),
-    F("ray.call_paired", "Ray actor call, in turns with the next line", "us", "ray.call_rtt"),
-    F("ray.process_process_turns", "process actor -> process actor (in turns with Ray)", "us",
-      "ray.call_paired",
-      targets=(Target("<= 0.5x Ray actor call", 0.5, "ray.call_paired"),)),
+    F("ray.process_process", "process actor -> process actor, just before Ray's figures", "us",
+      "ray.call_rtt", targets=(Target("<= 0.5x Ray actor call", 0.5, "ray.call_rtt"),)),
 ]
 del F
 # fmt: on
