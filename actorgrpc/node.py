@@ -249,7 +249,7 @@ class Node:
         if kwargs:
             wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         check_size(env, self.max_message_size, "the message", action)
-        if local is None or local._gate.shut:
+        if (local is None and not self.in_io_thread()) or (local is not None and local._gate.shut):
             self._wait_for_room(local, dest, target_id)
         running = running_loop()
         on_reply: ReplyCallback | None = None
@@ -389,11 +389,12 @@ class Node:
 
     def connection(self, address: str) -> Connection:
         """The mailbox stream to ``address``, opened if needed (IO loop only)."""
+        conn = self._connections.get(address)
+        if conn is not None and not conn.closed:
+            return conn
         from actorgrpc.client import Connection
 
-        conn = self._connections.get(address)
-        if conn is None or conn.closed:
-            conn = self._connections[address] = Connection(self, address)
+        conn = self._connections[address] = Connection(self, address)
         return conn
 
     def drop_connection(self, conn: Connection, broken: bool = False) -> None:
@@ -405,16 +406,23 @@ class Node:
 
     # -- receiving (IO loop) ----------------------------------------------
 
-    def dispatch(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> Gate | None:
-        """Route a request that arrived on this node's server; the gate of the way it took."""
+    def dispatch(
+        self, env: mailbox_pb2.Envelope, reply: ReplyCallback, *, sized: bool = False
+    ) -> Gate | None:
+        """Route a request that arrived on this node's server; the gate of the way it took.
+
+        ``sized``: the stream message that carried it was within the size limit,
+        so ``env`` is too and need not be measured.
+        """
         if env.kind not in (REQUEST, 0):
             reply(make_error_reply(env.id, BadRequest(f"expected a request, got kind {env.kind}")))
             return None
-        try:
-            check_size(env, self.max_message_size, "the message")
-        except ResourceExhausted as exc:
-            reply(make_error_reply(env.id, exc))
-            return None
+        if not sized:
+            try:
+                check_size(env, self.max_message_size, "the message")
+            except ResourceExhausted as exc:
+                reply(make_error_reply(env.id, exc))
+                return None
         target = env.target
         actor = self.local(target) if target else self.main_actor
         if actor is not None:

@@ -107,6 +107,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         node = self._node
         parse = mailbox_pb2.Envelope.FromString
         eof = grpc.aio.EOF
+        limit = node.max_message_size
         count = 0
 
         def answer(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
@@ -124,15 +125,16 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                         f"{_MAILBOX_STREAM}: message {count} of the stream is unreadable "
                         f"({type(exc).__name__})"
                     ) from None
+                sized = len(raw) <= limit
                 # Replies that come at once leave together, at release().
                 outbox.hold()
                 try:
                     for env in expand(message):
                         if env.no_reply:
-                            gate = node.dispatch(env, drop_reply)
+                            gate = node.dispatch(env, drop_reply, sized=sized)
                         else:
                             unanswered.add()
-                            gate = node.dispatch(env, reply)
+                            gate = node.dispatch(env, reply, sized=sized)
                         if gate is not None and gate.shut:
                             # Stop reading: gRPC flow control then slows the sender.
                             outbox.release()
