@@ -99,9 +99,6 @@ class Connection:
                     callback = self._pending.pop(env.id, None)
                     if callback is not None:
                         callback(env)
-                # Let the tasks woken by these replies run before the next
-                # read is set up: they are the round trip's critical path.
-                await asyncio.sleep(0)
         except grpc.aio.AioRpcError as exc:
             reason = f"{exc.code().name}: {exc.details()}"
         except asyncio.CancelledError:
