@@ -252,7 +252,7 @@ class Actor:
         if type(result) not in _PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
-            self._gate.update(len(self._tasks) + len(self._inflight))
+            self._update_gate()
             task.add_done_callback(lambda t: self._finish(t, env.id, reply))
         else:
             reply(make_reply(env.id, result, allow_pickle=allow, limit=self._node.max_message_size))
@@ -262,19 +262,18 @@ class Actor:
         key = next(self._keys)
         inflight = self._inflight
         inflight[key] = (env.id, reply)
-        gate = self._gate
-        # The gate is told only when it may change: these run for every
-        # request from another thread, where every call costs.
-        if len(inflight) >= gate.limit:
-            gate.update(len(inflight))
+        self._update_gate()
 
         def answer(out: mailbox_pb2.Envelope) -> None:
             if inflight.pop(key, None) is not None:
-                if gate.shut:
-                    gate.update(len(inflight))
+                self._update_gate()
                 reply(out)
 
         return answer
+
+    def _update_gate(self) -> None:
+        """Tell the gate how many requests wait for this actor or run as tasks."""
+        self._gate.update(len(self._tasks) + len(self._inflight))
 
     def _fail_inflight(self, reason: str) -> None:
         for key in list(self._inflight):
@@ -284,7 +283,7 @@ class Actor:
 
     def _finish(self, task: asyncio.Task[Any], request_id: int, reply: ReplyCallback) -> None:
         self._tasks.discard(task)
-        self._gate.update(len(self._tasks) + len(self._inflight))
+        self._update_gate()
         if task.cancelled():
             reply(make_error_reply(request_id, asyncio.CancelledError("the command was cancelled")))
         elif task.exception() is not None:

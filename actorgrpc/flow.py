@@ -22,14 +22,10 @@ DEFAULT_MAILBOX_LIMIT = 10_000
 class Gate:
     """Open while a queue has room."""
 
-    __slots__ = ("_half", "_lock", "_open", "_waiters", "limit", "shut")
+    __slots__ = ("_lock", "_open", "_waiters", "limit")
 
     def __init__(self, limit: int = DEFAULT_MAILBOX_LIMIT) -> None:
         self.limit = limit
-        self._half = limit // 2
-        #: True while closed (read-only): mirrors the event for hot paths,
-        #: which read it rather than call is_open(); both change under the lock.
-        self.shut = False
         self._open = threading.Event()
         self._open.set()
         self._lock = threading.Lock()
@@ -37,20 +33,15 @@ class Gate:
 
     def is_open(self) -> bool:
         """True while senders may go on."""
-        return not self.shut
+        return self._open.is_set()
 
     def update(self, size: int) -> None:
         """Tell the gate how long its queue is now (any thread)."""
         if size >= self.limit:
-            if not self.shut:
-                with self._lock:
-                    self.shut = True
-                    self._open.clear()
-        elif self.shut and size <= self._half:
+            if self._open.is_set():
+                self._open.clear()
+        elif size <= self.limit // 2 and not self._open.is_set():
             with self._lock:
-                if not self.shut:
-                    return
-                self.shut = False
                 self._open.set()
                 waiters, self._waiters = self._waiters, []
             for loop, fut in waiters:

@@ -249,8 +249,7 @@ class Node:
         if kwargs:
             wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         check_size(env, self.max_message_size, "the message", action)
-        if (local is None and not self.in_io_thread()) or (local is not None and local._gate.shut):
-            self._wait_for_room(local, dest, target_id)
+        self._wait_for_room(local, dest, target_id)
         running = running_loop()
         on_reply: ReplyCallback | None = None
         fut = None
@@ -283,6 +282,8 @@ class Node:
 
     def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
         """Block plain code (never the IO loop) while the way to ``dest`` is full."""
+        if self.in_io_thread():
+            return
         if local is not None:
             gate = local._gate
         else:
@@ -294,7 +295,7 @@ class Node:
             if conn is None:
                 return
             gate = conn.gate
-        if gate.is_open() or self.in_io_thread():
+        if gate.is_open():
             return
         if local is not None and local.loop is not None and local._on_own_loop():
             return  # an actor writing to itself must not wait on itself

@@ -135,7 +135,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                         else:
                             unanswered.add()
                             gate = node.dispatch(env, reply, sized=sized)
-                        if gate is not None and gate.shut:
+                        if gate is not None and not gate.is_open():
                             # Stop reading: gRPC flow control then slows the sender.
                             outbox.release()
                             await gate.wait_async()
