@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from actorgrpc.actor import Actor, new_aid
 from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES
+from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT
 from actorgrpc.handoff import new_thread_loop
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class ActorSpec:
     # Travel inside the pickled spec (a pipe to the child), never in argv or env.
     secret: str | None = None
     tls: TLSConfig | None = None
-    mailbox_limit: int = 10_000
+    mailbox_limit: int = DEFAULT_MAILBOX_LIMIT
 
     def make_actor(self, node: Node) -> Actor:
         """Build the actor this spec describes."""

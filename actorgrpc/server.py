@@ -148,19 +148,14 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
     async def Send(
         self, request: mailbox_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
     ) -> mailbox_pb2.Envelope:
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[mailbox_pb2.Envelope] = loop.create_future()
+        answer: asyncio.Future[mailbox_pb2.Envelope] = asyncio.get_running_loop().create_future()
         node = self._node
 
-        def reply(env: mailbox_pb2.Envelope) -> None:
-            def settle() -> None:
-                if not answer.done():
-                    answer.set_result(env)
+        def settle(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
+            if not answer.done():
+                answer.set_result(env)
 
-            if node.in_io_thread():
-                settle()
-            else:
-                loop.call_soon_threadsafe(settle)
+        reply = node.on_io_loop(settle)
 
         request.no_reply = False
         if request.kind == mailbox_pb2.ENVELOPE_KIND_BATCH:

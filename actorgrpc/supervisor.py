@@ -393,7 +393,7 @@ class LocalSupervisorClient:
                 result.set_exception(exc)
 
         try:
-            self._node.loop.call_soon_threadsafe(call)
+            self._node.call_soon(call)
         except RuntimeError:
             raise ActorNotAvailable("the arbiter has stopped") from None
         return await asyncio.wrap_future(result)
