@@ -118,13 +118,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         try:
             while (raw := await context.read()) is not eof:
                 count += 1
-                try:
-                    message = parse(raw)
-                except Exception as exc:
-                    raise UnreadableMessage(
-                        f"{_MAILBOX_STREAM}: message {count} of the stream is unreadable "
-                        f"({type(exc).__name__})"
-                    ) from None
+                message = _parse_nth(parse, raw, _MAILBOX_STREAM, count)
                 sized = len(raw) <= limit
                 # Replies that come at once leave together, at release().
                 outbox.hold()
@@ -177,6 +171,16 @@ class UnreadableMessage(Exception):
     """A stream carried bytes that do not parse as its message type."""
 
 
+def _parse_nth(parse: Any, raw: bytes, method: str, count: int) -> Any:
+    """Message ``count`` of a ``method`` stream, parsed; UnreadableMessage if it does not."""
+    try:
+        return parse(raw)
+    except Exception as exc:
+        raise UnreadableMessage(
+            f"{method}: message {count} of the stream is unreadable ({type(exc).__name__})"
+        ) from None
+
+
 class _ParseRequests(grpc.aio.ServerInterceptor):
     """Parses requests in our code, so that garbage gets INVALID_ARGUMENT.
 
@@ -211,13 +215,7 @@ class _ParseRequests(grpc.aio.ServerInterceptor):
             count = 0
             async for raw in raws:
                 count += 1
-                try:
-                    yield parse(raw)
-                except Exception as exc:
-                    raise UnreadableMessage(
-                        f"{method}: message {count} of the stream is unreadable "
-                        f"({type(exc).__name__})"
-                    ) from None
+                yield _parse_nth(parse, raw, method, count)
 
         if handler.request_streaming:
             inner = handler.stream_stream or handler.stream_unary
