@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actorgrpc import Request, command
@@ -29,23 +30,38 @@ __all__ = [
 ]
 
 
+async def _timed(
+    call: Callable[[], Awaitable[Any]],
+    n: int,
+    seconds: float,
+    warmup: int,
+    check: Callable[[Any], None] = lambda answer: None,
+) -> list[float]:
+    """Seconds per ``await call()``, one at a time, after ``warmup`` untimed calls.
+
+    ``check`` looks at each timed answer (outside the timing), and raises if it is wrong.
+    """
+    for _ in range(warmup):
+        await call()
+    out: list[float] = []
+    deadline = time.perf_counter() + seconds
+    for _ in range(n):
+        t = time.perf_counter()
+        answer = await call()
+        out.append(time.perf_counter() - t)
+        check(answer)
+        if t > deadline:
+            break
+    return out
+
+
 @command()
 async def time_pings(
     request: Request, target: Any, n: int, seconds: float, warmup: int = 20
 ) -> list[float]:
     """Seconds per ``await send(target, 'ping')``, one at a time."""
     actor = request.actor
-    for _ in range(warmup):
-        await actor.send(target, "ping")
-    out: list[float] = []
-    deadline = time.perf_counter() + seconds
-    for _ in range(n):
-        t = time.perf_counter()
-        await actor.send(target, "ping")
-        out.append(time.perf_counter() - t)
-        if t > deadline:
-            break
-    return out
+    return await _timed(lambda: actor.send(target, "ping"), n, seconds, warmup)
 
 
 @command()
@@ -55,19 +71,12 @@ async def time_echo(
     """Seconds per ``await send(target, 'echo', payload)`` with ``size`` bytes."""
     actor = request.actor
     payload = b"p" * size
-    for _ in range(3):
-        await actor.send(target, "echo", payload)
-    out: list[float] = []
-    deadline = time.perf_counter() + seconds
-    for _ in range(n):
-        t = time.perf_counter()
-        answer = await actor.send(target, "echo", payload)
-        out.append(time.perf_counter() - t)
+
+    def check(answer: bytes) -> None:
         if len(answer) != size:
             raise RuntimeError(f"echo answered {len(answer)} bytes, not {size}")
-        if t > deadline:
-            break
-    return out
+
+    return await _timed(lambda: actor.send(target, "echo", payload), n, seconds, 3, check)
 
 
 @command()

@@ -17,6 +17,7 @@ import collections
 import importlib
 import multiprocessing
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,19 +57,14 @@ def _pipe(sizes: Sizes, rec: Recorder) -> None:
     child.start()
     try:
         with rec.attempt(f"Pipe: round trips (n={sizes.n})"):
-            for i in range(20):
+
+            def round_trip(i: int) -> None:
                 here.send(("ping", i))
                 here.recv()
-            samples = []
-            deadline = time.perf_counter() + sizes.latency_seconds
-            for i in range(sizes.n):
-                t = time.perf_counter()
-                here.send(("ping", i))
-                here.recv()
-                samples.append(time.perf_counter() - t)
-                if t > deadline:
-                    break
-            rec["pipe.rtt"] = distribution(samples)
+
+            rec["pipe.rtt"] = distribution(
+                _timed(round_trip, sizes.n, sizes.latency_seconds, warmup=20)
+            )
         with rec.attempt(f"Pipe: {DEPTH} in flight ({sizes.duration}s)"):
             t0 = time.perf_counter()
             stop_at = t0 + sizes.duration
@@ -104,17 +100,7 @@ def pykka_asks(n: int, seconds: float) -> list[float]:
     """Seconds per ``ask`` from this thread to a pykka actor, one at a time."""
     ref = _PykkaEcho.start()
     try:
-        for i in range(20):
-            ref.ask(i, timeout=5)
-        samples = []
-        deadline = time.perf_counter() + seconds
-        for i in range(n):
-            t = time.perf_counter()
-            ref.ask(i, timeout=5)
-            samples.append(time.perf_counter() - t)
-            if t > deadline:
-                break
-        return samples
+        return _timed(lambda i: ref.ask(i, timeout=5), n, seconds, warmup=20)
     finally:
         ref.stop(timeout=5)
 
@@ -216,18 +202,14 @@ def _thespian(sizes: Sizes, rec: Recorder) -> None:
             rec["thespian.memory_per_actor"] = scalar(float(rss), uss=uss, measure="rss")
         n = min(sizes.n, 1000)
         with rec.attempt(f"Thespian: ask round trips (n={n})"):
-            for i in range(20):
-                asys.ask(actor, i, 10)
-            samples = []
-            deadline = time.perf_counter() + sizes.latency_seconds
-            for i in range(n):
-                t = time.perf_counter()
+
+            def ask(i: int) -> None:
                 if asys.ask(actor, i, 10) is None:
                     raise RuntimeError("Thespian ask timed out")
-                samples.append(time.perf_counter() - t)
-                if t > deadline:
-                    break
-            rec["thespian.ask_rtt"] = distribution(samples)
+
+            rec["thespian.ask_rtt"] = distribution(
+                _timed(ask, n, sizes.latency_seconds, warmup=20)
+            )
         with rec.attempt(f"Thespian: {DEPTH} in flight ({sizes.duration}s)"):
             t0 = time.perf_counter()
             stop_at = t0 + sizes.duration
@@ -279,12 +261,18 @@ def _ray_start() -> tuple[Any, Any]:
     return ray, Echo
 
 
-def _ray_calls(ray: Any, actor: Any, n: int, seconds: float) -> list[float]:
+def _timed(call: Callable[[int], object], n: int, seconds: float, warmup: int = 0) -> list[float]:
+    """Seconds per ``call(i)``, one at a time, after ``warmup`` untimed calls.
+
+    At most ``n`` calls, and none started after ``seconds``.
+    """
+    for i in range(warmup):
+        call(i)
     samples = []
     deadline = time.perf_counter() + seconds
     for i in range(n):
         t = time.perf_counter()
-        ray.get(actor.ping.remote(i), timeout=10)
+        call(i)
         samples.append(time.perf_counter() - t)
         if t > deadline:
             break
@@ -308,10 +296,13 @@ def ray_figures(sizes: Sizes) -> dict[str, Any]:
             ray.kill(created)
         out["ray.create"] = distribution(samples)
         actor = echo.remote()
-        for i in range(20):
-            ray.get(actor.ping.remote(i), timeout=60)
+        ray.get(actor.ping.remote(), timeout=60)  # it has started
+
+        def call(i: int) -> None:
+            ray.get(actor.ping.remote(i), timeout=10)
+
         n = min(sizes.n, 1000)
-        out["ray.call_rtt"] = distribution(_ray_calls(ray, actor, n, sizes.latency_seconds))
+        out["ray.call_rtt"] = distribution(_timed(call, n, sizes.latency_seconds, warmup=20))
         t0 = time.perf_counter()
         stop_at = t0 + sizes.duration
         window = collections.deque(actor.ping.remote(i) for i in range(DEPTH))
