@@ -22,10 +22,14 @@ DEFAULT_MAILBOX_LIMIT = 10_000
 class Gate:
     """Open while a queue has room."""
 
-    __slots__ = ("_lock", "_open", "_waiters", "limit")
+    __slots__ = ("_lock", "_open", "_waiters", "limit", "shut")
 
     def __init__(self, limit: int = DEFAULT_MAILBOX_LIMIT) -> None:
         self.limit = limit
+        #: True while closed (read-only): mirrors the event for hot paths,
+        #: which read it rather than call is_open(); both change under the lock.
+        #: Thread hand-offs read it twice per request.
+        self.shut = False
         self._open = threading.Event()
         self._open.set()
         self._lock = threading.Lock()
@@ -33,15 +37,20 @@ class Gate:
 
     def is_open(self) -> bool:
         """True while senders may go on."""
-        return self._open.is_set()
+        return not self.shut
 
     def update(self, size: int) -> None:
         """Tell the gate how long its queue is now (any thread)."""
         if size >= self.limit:
-            if self._open.is_set():
-                self._open.clear()
-        elif size <= self.limit // 2 and not self._open.is_set():
+            if not self.shut:
+                with self._lock:
+                    self.shut = True
+                    self._open.clear()
+        elif self.shut and size <= self.limit // 2:
             with self._lock:
+                if not self.shut:
+                    return
+                self.shut = False
                 self._open.set()
                 waiters, self._waiters = self._waiters, []
             for loop, fut in waiters:
