@@ -92,13 +92,19 @@ class Connection:
     async def _read_all(self) -> None:
         reason = "it closed the stream"
         read, eof = self._call.read, grpc.aio.EOF
+        pending = self._pending
         try:
             # read() rather than `async for`: no async generator per message.
             while (message := await read()) is not eof:
                 for env in expand(message):
-                    callback = self._pending.pop(env.id, None)
+                    callback = pending.pop(env.id, None)
                     if callback is not None:
                         callback(env)
+                if not pending:
+                    # No other reply is due: let the senders just woken run
+                    # (and write) before the next read is set up, which
+                    # would otherwise delay them.
+                    await asyncio.sleep(0)
         except grpc.aio.AioRpcError as exc:
             reason = f"{exc.code().name}: {exc.details()}"
         except asyncio.CancelledError:

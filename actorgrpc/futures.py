@@ -91,14 +91,13 @@ def new_future(
     else:
         afut = loop.create_future()
     owner = threading.get_ident()
-    poster = poster_for(loop)
 
     def settle_async(ok: bool, value: Any) -> None:
         if threading.get_ident() == owner:
             _set(afut, ok, value)
         else:
             try:
-                poster.post(_set, (afut, ok, value))
+                poster_for(loop).post(_set, (afut, ok, value))
             except RuntimeError:  # the loop closed: nobody waits any more
                 pass
 

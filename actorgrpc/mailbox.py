@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any
 
@@ -102,7 +102,9 @@ class Outbox:
     """
 
     def __init__(
-        self, write: Callable[[mailbox_pb2.Envelope], Awaitable[Any]], gate: Gate | None = None
+        self,
+        write: Callable[[mailbox_pb2.Envelope], Coroutine[Any, Any, Any]],
+        gate: Gate | None = None,
     ) -> None:
         self._write = write
         #: Closed while the queue is full (the peer reads slower than we write).
@@ -165,11 +167,11 @@ class Outbox:
         items = self._items
         while items and not self._busy and not self._held and not self.closed:
             self._busy = True
-            self._resume(self._write_next(), None)
+            self._resume(self._write(self._next_message()), None)
         if self._closing and not items and not self._busy:
             self._finish(None)
 
-    def _resume(self, coro: Coroutine[Any, Any, None], resumed: object) -> None:
+    def _resume(self, coro: Coroutine[Any, Any, Any], resumed: object) -> None:
         """Run a write until it waits; it resumes when what it waits for is done.
 
         ``resumed`` is None on the first step (from _pump), else the future
@@ -205,18 +207,19 @@ class Outbox:
         else:
             self._finished.set_exception(error)
 
-    async def _write_next(self) -> None:
-        """Write the next stream message: a lone envelope, or a batch of what waits."""
+    def _next_message(self) -> mailbox_pb2.Envelope:
+        """Take the next stream message off the queue: a lone envelope, or a batch."""
         items = self._items
         if len(items) == 1:
-            await self._write(items.popleft())
-            self.gate.update(0)
-            return
-        batch = Envelope(kind=BATCH)
-        size = 0
-        while items and len(batch.batch) < MAX_BATCH and size < MAX_BATCH_BYTES:
-            env = items.popleft()
-            size += env.ByteSize()
-            batch.batch.append(env)
-        await self._write(batch)
+            message = items.popleft()
+        else:
+            message = Envelope(kind=BATCH)
+            batch = message.batch
+            size = 0
+            while items and len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES:
+                env = items.popleft()
+                size += env.ByteSize()
+                batch.append(env)
+        # What is being written no longer counts against the queue's limit.
         self.gate.update(len(items))
+        return message

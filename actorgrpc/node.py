@@ -101,6 +101,11 @@ class Node:
         self.port = port
         self.allow_pickle = allow_pickle
         self.max_message_size = max_message_size
+        # Characters of target + action that an envelope without arguments may
+        # carry and surely stay within the limit (UTF-8: 4 bytes a character;
+        # the sender's reference and the rest take well under 1 KB): such
+        # envelopes are not measured.
+        self._short = max(0, (max_message_size - 1024) // 4)
         self.arbiter_address = arbiter_address
         self.address: Address = (host, port)
         self.address_text = ""
@@ -248,8 +253,11 @@ class Node:
             wire.encode_args(args, env.args, allow_pickle=allow_pickle)
         if kwargs:
             wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
-        check_size(env, self.max_message_size, "the message", action)
-        self._wait_for_room(local, dest, target_id)
+        if args or kwargs or len(action) + len(target_id) > self._short:
+            check_size(env, self.max_message_size, "the message", action)
+        on_io_thread = threading.get_ident() == self.thread_id
+        if not on_io_thread:
+            self._wait_for_room(local, dest, target_id)
         running = running_loop()
         on_reply: ReplyCallback | None = None
         fut = None
@@ -269,7 +277,7 @@ class Node:
         else:
             env.no_reply = True
         if local is None:
-            if self.in_io_thread():
+            if on_io_thread:
                 # Remote: route() only queues it on a stream, never runs a command
                 # inline, so do it now rather than a loop turn later.
                 self.route(env, dest, on_reply)
@@ -281,9 +289,7 @@ class Node:
         return fut
 
     def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
-        """Block plain code (never the IO loop) while the way to ``dest`` is full."""
-        if self.in_io_thread():
-            return
+        """Block plain code while the way to ``dest`` is full (never called on the IO loop)."""
         if local is not None:
             gate = local._gate
         else:

@@ -79,7 +79,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
             # reply, or this node closes: then flush and end the call with OK.
             await asyncio.wait((reader, closing), return_when=asyncio.FIRST_COMPLETED)
             if not closing.done():
-                idle = asyncio.ensure_future(unanswered.idle.wait())
+                idle = asyncio.ensure_future(unanswered.idle())
                 await asyncio.wait((idle, closing), return_when=asyncio.FIRST_COMPLETED)
                 idle.cancel()
             outbox.close()
@@ -267,17 +267,22 @@ class _Unanswered:
 
     def __init__(self) -> None:
         self.count = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
+        # Made only once the stream waits to be idle: a plain count per request.
+        self._idle: asyncio.Future[None] | None = None
 
     def add(self) -> None:
         self.count += 1
-        self.idle.clear()
 
     def done(self) -> None:
         self.count -= 1
-        if self.count <= 0:
-            self.idle.set()
+        if self.count <= 0 and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def idle(self) -> None:
+        """Return once every request has its reply."""
+        if self.count > 0:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
 
 class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 
 import grpc
@@ -43,6 +44,13 @@ def raw_record(request, seq):
 @command()
 def raw_log(request):
     return request.actor.extra.get("log", [])
+
+
+@command()
+async def raw_late(request, seconds):
+    """Answer after ``seconds``: a reply that comes after the client half-closed."""
+    await asyncio.sleep(seconds)
+    return "late"
 
 
 def addr(address: tuple[str, int]) -> str:
@@ -293,6 +301,17 @@ def test_stream_answers_everything_written_before_half_close(arb, mailbox, kind)
     requests = [request("raw-halfclose", "echo", i(k), id=k + 1) for k in range(n)]
     replies = collect(mailbox.Stream(iter(requests), timeout=T * 2), n)
     assert sorted(r.id for r in replies) == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("kind", ["process", "thread"])
+def test_stream_waits_for_replies_still_running_at_half_close(arb, mailbox, kind):
+    # The client half-closes at once; the command answers later: the call
+    # must stay open for that reply, then end with OK.
+    spawn(name="raw-late", concurrency=kind).result(SPAWN_T)
+    call = mailbox.Stream(iter([request("raw-late", "raw_late", Value(double_value=0.3), id=1)]))
+    replies = collect(call, 1)
+    assert [ok_envelope(r).result.string_value for r in replies] == ["late"]
+    assert call.code() == grpc.StatusCode.OK
 
 
 def test_stream_request_without_reply_gets_none(arb, stream):

@@ -15,6 +15,7 @@ from conftest import wait_until
 
 from actorgrpc import (
     ActorError,
+    CommandNotFound,
     PermissionDenied,
     ResourceExhausted,
     arbiter,
@@ -272,6 +273,18 @@ def test_message_size_limit(secured):
     assert by_id[1].error.code == mailbox_pb2.ERROR_CODE_RESOURCE_EXHAUSTED
     assert by_id[2].result.string_value == "pong"
     assert send(proxy, "ping").result(10) == "pong"
+
+
+@pytest.mark.parametrize("limit", [1024, 4 * 1024 * 1024])
+def test_a_command_name_over_the_limit_is_refused_at_the_sender(limit):
+    # Envelopes without arguments are measured only when their names are long.
+    with arbiter(max_message_size=limit):
+        proxy = spawn(concurrency="thread").result(30)
+        with pytest.raises(ResourceExhausted, match="exceeds the limit"):
+            send(proxy, "é" * (limit // 2))
+        with pytest.raises(CommandNotFound):
+            send(proxy, "é" * (limit // 8)).result(10)
+        assert send(proxy, "ping").result(10) == "pong"
 
 
 @command(ack=False)
