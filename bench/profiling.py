@@ -21,7 +21,7 @@ by area, the top functions by own time, then the actorgrpc functions with
 their own time (tottime) and with what they call (cumtime). grpc's Cython coroutines
 are invisible to cProfile: their time is counted in the Python frame that
 awaits them (``grpc/aio/_call.py _write`` on a client stream,
-``Outbox._write_next`` on a server stream, which awaits ``context.write``). cProfile
+``Outbox._resume`` on a server stream, which steps ``context.write``). cProfile
 slows Python code more than C code, so Python's share is overstated; use the
 ranking, not the absolute numbers.
 """
