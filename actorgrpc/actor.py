@@ -128,6 +128,7 @@ class Actor:
         self._keys = itertools.count()
         # Closed while too many requests wait for this actor: senders then wait.
         self._gate = Gate(node.mailbox_limit)
+        self._thread_id = 0
         self.exit_code: int | None = None
 
     # -- attributes -------------------------------------------------------
@@ -370,6 +371,9 @@ class Actor:
     async def _run(self) -> None:
         """The actor's whole life; returns when it has stopped."""
         self._loop = asyncio.get_running_loop()
+        # The thread its loop runs on: sends from it know their running loop
+        # without asking asyncio (which makes a getpid() system call).
+        self._thread_id = threading.get_ident()
         self._poster = poster_for(self._loop)
         self._stop_requested = asyncio.Event()
         _current.actor = self
@@ -399,6 +403,7 @@ class Actor:
             await self._shutdown()
         finally:
             self._node.unregister(self)
+            self._thread_id = 0
             _current.actor = None
 
     async def _shutdown(self) -> None:

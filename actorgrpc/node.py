@@ -255,10 +255,16 @@ class Node:
             wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         if args or kwargs or len(action) + len(target_id) > self._short:
             check_size(env, self.max_message_size, "the message", action)
-        on_io_thread = threading.get_ident() == self.thread_id
-        if not on_io_thread:
+        me = threading.get_ident()
+        on_io_thread = me == self.thread_id
+        if on_io_thread:
+            running: asyncio.AbstractEventLoop | None = self.loop
+        else:
             self._wait_for_room(local, dest, target_id)
-        running = running_loop()
+            if sender is not None and sender._thread_id == me:
+                running = sender._loop  # a thread actor's own thread runs only its loop
+            else:
+                running = running_loop()
         on_reply: ReplyCallback | None = None
         fut = None
         if ack:

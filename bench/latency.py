@@ -19,7 +19,7 @@ from collections.abc import Callable
 from actorgrpc import ActorProxy, arbiter, send
 from bench.actors import address_of, client_samples, spawn_all
 from bench.common import Recorder, Sizes, distribution, skipped
-from bench.paired import TURNS, in_turns, raw_bidi, reference
+from bench.paired import LATENCY_TURNS, in_turns, raw_bidi, reference
 from bench.raw_grpc import echo_process
 from bench.references import RAY_MISSING
 from bench.wire_client import run_client
@@ -52,19 +52,20 @@ def run(sizes: Sizes, rec: Recorder) -> None:
         with rec.attempt(f"arbiter -> process actor, in a command (n={sizes.n})"):
             samples = send("arbiter", "time_pings", b, sizes.n, sizes.latency_seconds).result(limit)
             rec["lat.arbiter_process_async"] = distribution(samples)
-        n, seconds = max(1, sizes.n // TURNS), sizes.latency_seconds / TURNS
+        turns = LATENCY_TURNS
+        n, seconds = max(1, sizes.n // turns), sizes.latency_seconds / turns
 
         def pings(sender: ActorProxy, target: ActorProxy) -> Callable[[int], list[float]]:
             return lambda _: send(sender, "time_pings", target, n, seconds).result(limit)
 
         with rec.attempt(f"process actor -> process actor, in turns with raw gRPC (n={sizes.n})"):
             with echo_process() as (address, _):
-                raw, ours = in_turns(TURNS, lambda _: raw_bidi(address, n, seconds), pings(a, b))
+                raw, ours = in_turns(turns, lambda _: raw_bidi(address, n, seconds), pings(a, b))
             rec["lat.raw_bidi_paired"] = distribution(raw)
             rec["lat.process_process"] = distribution(ours)
         with rec.attempt(f"thread actor -> thread actor, in turns with pykka (n={sizes.n})"):
             pykka, ours = in_turns(
-                TURNS, lambda _: reference("pykka_rtt", n=n, seconds=seconds), pings(t1, t2)
+                turns, lambda _: reference("pykka_rtt", n=n, seconds=seconds), pings(t1, t2)
             )
             rec["lat.pykka_paired"] = distribution(pykka)
             rec["lat.thread_thread"] = distribution(ours)
