@@ -340,10 +340,8 @@ class Actor:
         }
 
     def _on_own_loop(self) -> bool:
-        try:
-            return asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            return False
+        """True on the thread that runs this actor's loop, while it runs."""
+        return self._thread_id == threading.get_ident()
 
     # -- life ---------------------------------------------------------------
 
