@@ -19,6 +19,7 @@ from actorgrpc.commands import Request, find_command, get_command
 from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
 from actorgrpc.errors import ActorNotAvailable
 from actorgrpc.flow import Gate
+from actorgrpc.futures import new_future, running_loop
 from actorgrpc.handoff import poster_for
 from actorgrpc.mailbox import make_error_reply, make_reply
 from actorgrpc.proxy import ActorProxy
@@ -128,7 +129,6 @@ class Actor:
         self._keys = itertools.count()
         # Closed while too many requests wait for this actor: senders then wait.
         self._gate = Gate(node.mailbox_limit)
-        self._thread_id = 0
         self.exit_code: int | None = None
 
     # -- attributes -------------------------------------------------------
@@ -211,7 +211,6 @@ class Actor:
 
     def get_actor(self, aid: str) -> Any:
         """A future of the ActorProxy for ``aid`` (or a name), None when unknown."""
-        from actorgrpc.futures import new_future, running_loop
 
         if not isinstance(aid, str):
             raise TypeError(f"get_actor needs an aid or a name, not {aid!r}")
@@ -310,7 +309,7 @@ class Actor:
     def info(self) -> dict[str, Any]:
         """A nested dict: ``actor``, ``events``, ``extra`` and ``system``."""
         loop = self._loop
-        thread = threading.current_thread() if loop is not None and self._on_own_loop() else None
+        thread = threading.current_thread() if self._on_own_loop() else None
         return {
             "actor": {
                 "name": self.name or "",
@@ -340,8 +339,8 @@ class Actor:
         }
 
     def _on_own_loop(self) -> bool:
-        """True on the thread that runs this actor's loop, while it runs."""
-        return self._thread_id == threading.get_ident()
+        loop = self._loop
+        return loop is not None and running_loop() is loop
 
     # -- life ---------------------------------------------------------------
 
@@ -369,9 +368,6 @@ class Actor:
     async def _run(self) -> None:
         """The actor's whole life; returns when it has stopped."""
         self._loop = asyncio.get_running_loop()
-        # The thread its loop runs on: sends from it know their running loop
-        # without asking asyncio (which makes a getpid() system call).
-        self._thread_id = threading.get_ident()
         self._poster = poster_for(self._loop)
         self._stop_requested = asyncio.Event()
         _current.actor = self
@@ -401,7 +397,6 @@ class Actor:
             await self._shutdown()
         finally:
             self._node.unregister(self)
-            self._thread_id = 0
             _current.actor = None
 
     async def _shutdown(self) -> None:

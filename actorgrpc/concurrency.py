@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from actorgrpc.actor import Actor, new_aid
 from actorgrpc.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES
 from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT
+from actorgrpc.futures import runs_here
 from actorgrpc.handoff import new_thread_loop
 
 if TYPE_CHECKING:
@@ -228,6 +229,7 @@ class ThreadConcurrency:
         loop = self._loop = new_thread_loop()
         code: int | None = None
         how = ""
+        runs_here(loop)  # this thread runs nothing but the actor's loop
         try:
             loop.run_until_complete(actor._run())
             code = actor.exit_code or 0
@@ -239,6 +241,7 @@ class ThreadConcurrency:
         finally:
             self._node.unregister(actor)
             _close_loop(loop)
+            runs_here(None)
             actor._fail_inflight("stopped before it replied")
             if self._on_exit is not None:
                 on_exit = self._on_exit

@@ -33,7 +33,7 @@ from actorgrpc.errors import (
     short,
 )
 from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
-from actorgrpc.futures import new_future, running_loop
+from actorgrpc.futures import new_future, running_loop, runs_here
 from actorgrpc.handoff import poster_for
 from actorgrpc.mailbox import REQUEST, Envelope, Outbox, check_size, make_error_reply
 from actorgrpc.proxy import ActorProxy
@@ -139,6 +139,7 @@ class Node:
 
         global _node
         self.loop = asyncio.get_running_loop()
+        runs_here(self.loop)  # the IO thread runs nothing but its loop
         self._io_poster = poster_for(self.loop)
         self.closing = asyncio.Event()
         self.thread_id = threading.get_ident()
@@ -165,6 +166,7 @@ class Node:
             await self._server.stop(grace)
         if _node is self:
             _node = None
+        runs_here(None)
 
     # -- threads ----------------------------------------------------------
 
@@ -255,16 +257,10 @@ class Node:
             wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         if args or kwargs or len(action) + len(target_id) > self._short:
             check_size(env, self.max_message_size, "the message", action)
-        me = threading.get_ident()
-        on_io_thread = me == self.thread_id
-        if on_io_thread:
-            running: asyncio.AbstractEventLoop | None = self.loop
-        else:
+        on_io_thread = self.in_io_thread()
+        if not on_io_thread:
             self._wait_for_room(local, dest, target_id)
-            if sender is not None and sender._thread_id == me:
-                running = sender._loop  # a thread actor's own thread runs only its loop
-            else:
-                running = running_loop()
+        running = running_loop()
         on_reply: ReplyCallback | None = None
         fut = None
         if ack:
@@ -309,7 +305,7 @@ class Node:
             gate = conn.gate
         if gate.is_open():
             return
-        if local is not None and local.loop is not None and local._on_own_loop():
+        if local is not None and local._on_own_loop():
             return  # an actor writing to itself must not wait on itself
         if not gate.wait(self.send_wait):
             raise ResourceExhausted(
