@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_objects
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc.actor import Actor, new_aid
@@ -162,7 +163,13 @@ class ProcessConcurrency:
         self.process.start()
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None:
-        """Call ``on_exit(exitcode, '')`` on the loop when the child ends."""
+        """Call ``on_exit(exitcode, '')`` on the loop when the child ends.
+
+        The loop is the one reader of the exit code: ``Process.join`` and
+        ``is_alive`` read it off the forkserver's pipe, and of two threads
+        reading at once the second finds the pipe empty and records 255.
+        Other threads only wait for the end (``join``, ``is_alive``).
+        """
         process = self.process
         sentinel = process.sentinel
 
@@ -174,8 +181,12 @@ class ProcessConcurrency:
         loop.add_reader(sentinel, ended)
 
     def is_alive(self) -> bool:
-        """True while the child runs."""
-        return self.process is not None and self.process.is_alive()
+        """True while the child runs (any thread)."""
+        return self.process is not None and not self._ended(0)
+
+    def _ended(self, timeout: float | None) -> bool:
+        # The sentinel turns readable when the child ends; waiting on it reads nothing.
+        return bool(wait_for_objects([self.process.sentinel], timeout))
 
     def terminate(self) -> None:
         """SIGTERM the child."""
@@ -188,11 +199,10 @@ class ProcessConcurrency:
             self.process.kill()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the child to end; True if it has."""
+        """Wait for the child to end; True if it has (any thread)."""
         if self.process is None:
             return True
-        self.process.join(timeout)
-        return not self.process.is_alive()
+        return self._ended(timeout)
 
 
 class ThreadConcurrency:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import threading
 
 import pytest
 from conftest import wait_until
@@ -98,6 +99,23 @@ def test_monitor_join_times_out_while_alive_and_returns_after_stop(arb, kind):
     monitor.join(T)
     assert monitor.is_alive() is False
     assert monitor.death is not None
+    assert monitor.death["state"] == ACTOR_STATES.CLOSE
+
+
+def test_monitor_joined_from_several_threads_keeps_the_exit_code(arb):
+    # Each joiner and the arbiter see the end; only one may read the exit
+    # code (a forkserver child's is read off a pipe, and a second read of it
+    # finds the pipe empty: 255), so the death record must still say 0.
+    p = spawn().result(SPAWN_T)
+    monitor = arb.managed_actors[p.aid]
+    joiners = [threading.Thread(target=monitor.join, args=(T,)) for _ in range(3)]
+    for joiner in joiners:
+        joiner.start()
+    send(p, "stop").result(T)
+    for joiner in joiners:
+        joiner.join(T)
+    monitor.join(T)
+    assert monitor.death["exitcode"] == 0, monitor.death
     assert monitor.death["state"] == ACTOR_STATES.CLOSE
 
 
