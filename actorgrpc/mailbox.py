@@ -158,9 +158,7 @@ class Outbox:
     def close(self) -> None:
         """Finish writing what is queued, then stop."""
         self._closing = True
-        self._held = False
-        if not self._busy:
-            self._pump()
+        self.release()
 
     def _pump(self) -> None:
         """Start writes until one is under way or nothing waits."""
