@@ -117,6 +117,8 @@ class Actor:
         self._stop_requested: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ref = value_pb2.ActorRef(aid=aid, name=name or "")
+        #: What a local receiver sees as the caller of this actor's requests.
+        self._proxy = self.proxy
         self._sup_client: Any = None
         self._spawn_token = ""
         self._session = ""
@@ -233,8 +235,13 @@ class Actor:
         """Parameters for spawning an actor like this one."""
         return {"actor_class": type(self), "concurrency": self.impl, **self._hooks, **self.params}
 
-    def _receive(self, env: mailbox_pb2.Envelope, reply: ReplyCallback) -> None:
-        """Run the command an envelope asks for; on this actor's loop."""
+    def _receive(
+        self, env: mailbox_pb2.Envelope, reply: ReplyCallback, caller: ActorProxy | None = None
+    ) -> None:
+        """Run the command an envelope asks for; on this actor's loop.
+
+        ``caller`` is the sender's proxy when it is local; else the envelope says.
+        """
         self._commands_handled += 1
         if self._sleeping:
             self._wake_periodic()
@@ -244,7 +251,8 @@ class Actor:
             raw = env.args
             args = tuple([wire.decode(v, allow_pickle=allow) for v in raw]) if raw else ()
             kwargs = wire.decode_kwargs(env.kwargs, allow_pickle=allow) if env.kwargs else {}
-            caller = wire.proxy_from_ref(env.sender) if env.HasField("sender") else None
+            if caller is None and env.HasField("sender"):
+                caller = wire.proxy_from_ref(env.sender)
             result = cmd.fn(Request(self, caller, env.action, args, kwargs), *args, **kwargs)
         except Exception as exc:
             reply(make_error_reply(env.id, exc))
@@ -372,6 +380,7 @@ class Actor:
         self._stop_requested = asyncio.Event()
         _current.actor = self
         self._ref.address = self._node.address_text
+        self._proxy = self.proxy
         self.state = ACTOR_STATES.STARTING
         self._started_at = time.time()
         self._node.register(self)

@@ -248,8 +248,6 @@ class Node:
         except (ValueError, UnicodeError):
             what = "target" if not _utf8(target_id) else "action"
             raise BadRequest(f"send: the {what} is not valid UTF-8 text") from None
-        if sender is not None:
-            env.sender.CopyFrom(sender._ref)
         allow_pickle = self.allow_pickle
         if args:
             wire.encode_args(args, env.args, allow_pickle=allow_pickle)
@@ -279,6 +277,8 @@ class Node:
         else:
             env.no_reply = True
         if local is None:
+            if sender is not None:
+                env.sender.CopyFrom(sender._ref)
             if on_io_thread:
                 # Remote: route() only queues it on a stream, never runs a command
                 # inline, so do it now rather than a loop turn later.
@@ -286,8 +286,10 @@ class Node:
             else:
                 self._io_poster.post(self.route, (env, dest, on_reply))
         else:
-            # A local target is reached from this thread, without the IO loop.
-            self.deliver(local, env, on_reply, running, inline=False)
+            # A local target is reached from this thread, without the IO loop;
+            # the sender travels as its proxy, not in the envelope.
+            caller = sender._proxy if sender is not None else None
+            self.deliver(local, env, on_reply, running, inline=False, caller=caller)
         return fut
 
     def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
@@ -363,13 +365,15 @@ class Node:
         running: asyncio.AbstractEventLoop | None,
         *,
         inline: bool = True,
+        caller: ActorProxy | None = None,
     ) -> None:
         """Hand ``env`` to a local actor, on its own loop, from any thread.
 
         ``running`` is the caller's running loop (``running_loop()``; the IO
         loop for routing code). ``inline`` runs the command at once when that
         is the actor's loop: right for routing code, never for a sender (it
-        would run inside send()).
+        would run inside send()). ``caller`` is a local sender's proxy
+        (else the envelope's ``sender``, if any, is the caller).
         """
         reply = on_reply or drop_reply
         loop = actor.loop
@@ -378,13 +382,13 @@ class Node:
             return
         if running is loop:
             if inline:
-                actor._receive(env, reply)
+                actor._receive(env, reply, caller)
             else:
-                loop.call_soon(actor._receive, env, reply)
+                loop.call_soon(actor._receive, env, reply, caller)
             return
         tracked = actor._track(env, reply)
         try:
-            actor._poster.post(actor._receive, (env, tracked))
+            actor._poster.post(actor._receive, (env, tracked, caller))
         except RuntimeError:
             actor._fail_inflight("is not running")
 
