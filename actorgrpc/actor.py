@@ -251,9 +251,10 @@ class Actor:
             raw = env.args
             args = tuple([wire.decode(v, allow_pickle=allow) for v in raw]) if raw else ()
             kwargs = wire.decode_kwargs(env.kwargs, allow_pickle=allow) if env.kwargs else {}
-            if caller is None and env.HasField("sender"):
-                caller = wire.proxy_from_ref(env.sender)
-            result = cmd.fn(Request(self, caller, env.action, args, kwargs), *args, **kwargs)
+            # Without a local caller, the envelope names the sender (if any).
+            sent_by = env if caller is None else None
+            request = Request(self, caller, env.action, args, kwargs, sent_by)
+            result = cmd.fn(request, *args, **kwargs)
         except Exception as exc:
             reply(make_error_reply(env.id, exc))
             return

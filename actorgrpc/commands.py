@@ -5,14 +5,16 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from actorgrpc.errors import CommandNotFound, PermissionDenied, short
+from actorgrpc.wire import proxy_from_ref
 
 if TYPE_CHECKING:
     from actorgrpc.actor import Actor
     from actorgrpc.proxy import ActorProxy
+    from actorgrpc.v1 import mailbox_pb2
 
 __all__ = ["Command", "Request", "command", "get_command", "registered_commands"]
 
@@ -33,18 +35,49 @@ class Command:
         return str(self.fn.__module__)
 
 
-@dataclass(slots=True)
 class Request:
     """What a command receives first: ``request.actor`` and ``request.caller``."""
 
-    #: The actor running the command.
-    actor: Actor
-    #: The sender's proxy, or None for an outside client.
-    caller: ActorProxy | None
-    #: The command's name.
-    action: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("_caller", "_env", "action", "actor", "args", "kwargs")
+
+    def __init__(
+        self,
+        actor: Actor,
+        caller: ActorProxy | None,
+        action: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        env: mailbox_pb2.Envelope | None = None,
+    ) -> None:
+        #: The actor running the command.
+        self.actor = actor
+        #: The command's name.
+        self.action = action
+        self.args = args
+        self.kwargs = {} if kwargs is None else kwargs
+        self._caller = caller
+        # The envelope whose sender is the caller, read on first use: most
+        # commands never ask, and making the proxy is on every request's path.
+        self._env = env
+
+    @property
+    def caller(self) -> ActorProxy | None:
+        """The sender's proxy, or None for an outside client.
+
+        BadRequest if the envelope's sender reference is malformed.
+        """
+        env = self._env
+        if env is not None:
+            self._env = None
+            if env.HasField("sender"):
+                self._caller = proxy_from_ref(env.sender)
+        return self._caller
+
+    def __repr__(self) -> str:
+        return (
+            f"Request(actor={self.actor!r}, caller={self.caller!r}, action={self.action!r}, "
+            f"args={self.args!r}, kwargs={self.kwargs!r})"
+        )
 
 
 _COMMANDS: dict[str, Command] = {}

@@ -184,8 +184,10 @@ class Node:
     def on_io_loop(self, fn: ReplyCallback) -> ReplyCallback:
         """A thread-safe callback that runs ``fn`` on the IO loop."""
 
+        get_ident = threading.get_ident
+
         def reply(env: mailbox_pb2.Envelope) -> None:
-            if self.in_io_thread():
+            if get_ident() == self.thread_id:  # in_io_thread(), inlined: once per reply
                 fn(env)
             else:
                 try:
@@ -376,7 +378,7 @@ class Node:
         (else the envelope's ``sender``, if any, is the caller).
         """
         reply = on_reply or drop_reply
-        loop = actor.loop
+        loop = actor._loop
         if loop is None:
             reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
             return
@@ -437,7 +439,8 @@ class Node:
                 reply(make_error_reply(env.id, exc))
                 return None
         target = env.target
-        actor = self.local(target) if target else self.main_actor
+        # self.local() inlined: this runs for every request that arrives.
+        actor = (self.actors.get(target) or self.names.get(target)) if target else self.main_actor
         if actor is not None:
             self.deliver(actor, env, reply, self.loop)
             return actor._gate

@@ -47,6 +47,13 @@ def raw_log(request):
 
 
 @command()
+def raw_whoami(request):
+    """The caller's aid and address as the command sees them."""
+    c = request.caller
+    return None if c is None else [c.aid, f"{c.address[0]}:{c.address[1]}"]
+
+
+@command()
 async def raw_late(request, seconds):
     """Answer after ``seconds``: a reply that comes after the client half-closed."""
     await asyncio.sleep(seconds)
@@ -133,6 +140,24 @@ def test_send_straight_to_a_process_actors_own_server(arb):
         # No target: the process's own actor.
         reply = ok_envelope(stub.Send(request("", "ping"), timeout=T))
         assert reply.result.string_value == "pong"
+
+
+def test_sender_reference_is_the_callers_and_a_malformed_one_is_refused_when_read(mailbox):
+    env = request("arbiter", "raw_whoami")
+    env.sender.aid, env.sender.address = "raw-peer", "127.0.0.1:4567"
+    reply = ok_envelope(mailbox.Send(env, timeout=T))
+    assert [v.string_value for v in reply.result.list_value.items] == [
+        "raw-peer",
+        "127.0.0.1:4567",
+    ]
+    env.sender.address = "no port here"
+    with pytest.raises(grpc.RpcError) as info:
+        mailbox.Send(env, timeout=T)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "bad actor reference 'raw-peer'" in info.value.details()
+    # A command that does not ask who called runs as usual.
+    env.action = "ping"
+    assert ok_envelope(mailbox.Send(env, timeout=T)).result.string_value == "pong"
 
 
 def trailer_error(exc: grpc.RpcError) -> mailbox_pb2.Error:
