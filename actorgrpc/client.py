@@ -19,7 +19,7 @@ from actorgrpc.mailbox import Outbox, expand, make_error_reply
 from actorgrpc.v1 import mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
 
 if TYPE_CHECKING:
-    from actorgrpc._typing import ReplyCallback
+    from actorgrpc._typing import Address, ReplyCallback
     from actorgrpc.node import Node
     from actorgrpc.proxy import ActorProxy
     from actorgrpc.v1 import mailbox_pb2
@@ -58,12 +58,14 @@ def open_channel(node: Node, address: str) -> grpc.aio.Channel:
 class Connection:
     """One long-lived Mailbox.Stream to another node, with its pending replies."""
 
-    def __init__(self, node: Node, address: str) -> None:
-        self.address = address
+    def __init__(self, node: Node, peer: Address) -> None:
+        #: The peer's address, and as text.
+        self.peer = peer
+        self.address = wire.format_address(peer)
         self.closed = False
         self._node = node
         self._pending: dict[int, ReplyCallback] = {}
-        self._channel = open_channel(node, address)
+        self._channel = open_channel(node, self.address)
         self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(metadata=node.metadata)
         self._outbox = Outbox(self._call.write, Gate(node.mailbox_limit))
         #: Closed while this stream's queue is full.

@@ -121,11 +121,11 @@ class Node:
         #: Says how an ended actor ended, for errors (set in the arbiter's process).
         self.obituary: Callable[[str], str | None] = lambda target: None
         #: Told the address of every mailbox stream that breaks.
-        self.on_connection_lost: Callable[[str], None] = lambda address: None
+        self.on_connection_lost: Callable[[Address], None] = lambda address: None
         self.health: Any = None
         self._server: Any = None
         self._ids = itertools.count(1)
-        self._connections: dict[str, Connection] = {}
+        self._connections: dict[Address, Connection] = {}
         self._supervisor_client: SupervisorClient | None = None
         self.server_outboxes: set[Outbox] = set()
         #: Set when the node closes: server streams then end.
@@ -301,9 +301,9 @@ class Node:
         else:
             conn = None
             if isinstance(dest, ActorProxy):
-                conn = self._connections.get(wire.format_address(dest.address))
+                conn = self._connections.get(dest.address)
             elif self.resolver is None and self.arbiter_address is not None:
-                conn = self._connections.get(wire.format_address(self.arbiter_address))
+                conn = self._connections.get(self.arbiter_address)
             if conn is None:
                 return
             gate = conn.gate
@@ -337,7 +337,7 @@ class Node:
                     make_error_reply(env.id, ActorNotAvailable(f"actor {dest.aid} is not running"))
                 )
                 return None
-            return self.send_remote(wire.format_address(dest.address), env, on_reply)
+            return self.send_remote(dest.address, env, on_reply)
         actor = self.local(dest)
         if actor is not None:
             self.deliver(actor, env, reply, self.loop)
@@ -347,9 +347,9 @@ class Node:
             if proxy is None or proxy.address == self.address:
                 reply(make_error_reply(env.id, self._missing(dest)))
                 return None
-            return self.send_remote(wire.format_address(proxy.address), env, on_reply)
+            return self.send_remote(proxy.address, env, on_reply)
         if self.arbiter_address is not None:
-            return self.send_remote(wire.format_address(self.arbiter_address), env, on_reply)
+            return self.send_remote(self.arbiter_address, env, on_reply)
         reply(make_error_reply(env.id, ActorNotFound(f"no actor {short(dest)} here")))
         return None
 
@@ -395,14 +395,14 @@ class Node:
             actor._fail_inflight("is not running")
 
     def send_remote(
-        self, address: str, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
+        self, address: Address, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
     ) -> Gate:
         """Send over the mailbox stream to ``address`` (opened on first use)."""
         conn = self.connection(address)
         conn.send(env, on_reply)
         return conn.gate
 
-    def connection(self, address: str) -> Connection:
+    def connection(self, address: Address) -> Connection:
         """The mailbox stream to ``address``, opened if needed (IO loop only)."""
         conn = self._connections.get(address)
         if conn is not None and not conn.closed:
@@ -414,10 +414,10 @@ class Node:
 
     def drop_connection(self, conn: Connection, broken: bool = False) -> None:
         """Forget a closed connection; the next send opens a new one."""
-        if self._connections.get(conn.address) is conn:
-            del self._connections[conn.address]
+        if self._connections.get(conn.peer) is conn:
+            del self._connections[conn.peer]
         if broken:
-            self.on_connection_lost(conn.address)
+            self.on_connection_lost(conn.peer)
 
     # -- receiving (IO loop) ----------------------------------------------
 

@@ -31,6 +31,7 @@ from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
 from actorgrpc.v1 import supervisor_pb2
 
 if TYPE_CHECKING:
+    from actorgrpc._typing import Address
     from actorgrpc.futures import Settle
     from actorgrpc.node import Node
 
@@ -110,7 +111,7 @@ class Supervisor:
         if monitor.address != node.address:
             # The stream opens now: it carries the arbiter's requests, and its
             # breaking is the first sign of death for actors with no process here.
-            monitor.mailbox = node.connection(request.address)
+            monitor.mailbox = node.connection(monitor.address)
         monitor.notified = monitor.started = time.time()
         session = self._sessions[request.aid] = secrets.token_hex(16)
         return supervisor_pb2.HandshakeResponse(
@@ -249,10 +250,10 @@ class Supervisor:
             return None
         return f"actor {record['name'] or record['aid']} ended: {record['how']}"
 
-    def address_lost(self, address: str) -> None:
+    def address_lost(self, address: Address) -> None:
         """The mailbox stream to ``address`` broke: actors nobody else watches there ended."""
         for monitor in list(self.managed.values()):
-            if monitor.impl is None and wire.format_address(monitor.address) == address:
+            if monitor.impl is None and monitor.address == address:
                 self.actor_exited(monitor.aid, None, "its mailbox stream broke: presumed dead")
 
     def lookup_ref(self, target: str) -> supervisor_pb2.LookupResponse:
