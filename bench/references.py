@@ -16,6 +16,8 @@ from __future__ import annotations
 import collections
 import importlib
 import multiprocessing
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -239,8 +241,12 @@ RAY_MISSING = "ray is not installed (optional: pip install ray)"
 RAY_OBJECT_STORE = 200 * 1024 * 1024
 
 
-def _ray_start() -> tuple[Any, Any]:
-    """Ray, started, and an Echo actor class; ImportError when Ray is absent."""
+def _ray_start(temp_dir: str) -> tuple[Any, Any]:
+    """Ray, started, and an Echo actor class; ImportError when Ray is absent.
+
+    Ray keeps its session (logs, sockets) under ``temp_dir``, not /tmp/ray,
+    where every run would leave one behind.
+    """
     ray: Any = importlib.import_module("ray")
     # A small object store: by default Ray maps 30% of the machine's memory,
     # and giving that back leaves this VM slower at forking for a while
@@ -251,6 +257,7 @@ def _ray_start() -> tuple[Any, Any]:
         log_to_driver=False,
         configure_logging=False,
         object_store_memory=RAY_OBJECT_STORE,
+        _temp_dir=temp_dir,
     )
 
     @ray.remote
@@ -284,7 +291,16 @@ def ray_figures(sizes: Sizes) -> dict[str, Any]:
 
     Run by the ``ray`` group in a process of its own (``bench.paired``).
     """
-    ray, echo = _ray_start()
+    # Short: Ray's socket paths under it must fit in a Unix socket address.
+    temp_dir = tempfile.mkdtemp(prefix="agb-ray-")
+    try:
+        return _ray_measure(sizes, temp_dir)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _ray_measure(sizes: Sizes, temp_dir: str) -> dict[str, Any]:
+    ray, echo = _ray_start(temp_dir)
     out: dict[str, Any] = {}
     try:
         samples = []
