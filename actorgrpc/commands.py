@@ -68,9 +68,9 @@ class Request:
         """
         env = self._env
         if env is not None:
-            self._env = None
             if env.HasField("sender"):
-                self._caller = proxy_from_ref(env.sender)
+                self._caller = proxy_from_ref(env.sender)  # may raise: asked again, raises again
+            self._env = None
         return self._caller
 
     def __repr__(self) -> str:

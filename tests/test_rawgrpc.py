@@ -12,7 +12,7 @@ from conftest import authed_channel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import SPAWN_T, T, ok_envelope
 
-from actorgrpc import ACTOR_STATES, command, spawn
+from actorgrpc import ACTOR_STATES, BadRequest, command, spawn
 
 #: Fixtures of helpers.py (nopickle_arb, channel, mailbox, supervisor).
 pytest_plugins = ["helpers"]
@@ -51,6 +51,18 @@ def raw_whoami(request):
     """The caller's aid and address as the command sees them."""
     c = request.caller
     return None if c is None else [c.aid, f"{c.address[0]}:{c.address[1]}"]
+
+
+@command()
+def raw_whoami_twice(request):
+    """How reading a malformed caller twice goes: it must not turn into None."""
+    seen = []
+    for _ in range(2):
+        try:
+            seen.append(request.caller is None)
+        except BadRequest:
+            seen.append("refused")
+    return seen
 
 
 @command()
@@ -155,6 +167,9 @@ def test_sender_reference_is_the_callers_and_a_malformed_one_is_refused_when_rea
         mailbox.Send(env, timeout=T)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "bad actor reference 'raw-peer'" in info.value.details()
+    env.action = "raw_whoami_twice"
+    twice = ok_envelope(mailbox.Send(env, timeout=T)).result.list_value.items
+    assert [v.string_value for v in twice] == ["refused", "refused"]
     # A command that does not ask who called runs as usual.
     env.action = "ping"
     assert ok_envelope(mailbox.Send(env, timeout=T)).result.string_value == "pong"
