@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from actorgrpc.errors import CommandNotFound, PermissionDenied, short
+from actorgrpc.errors import BadRequest, CommandNotFound, PermissionDenied, short
 from actorgrpc.wire import proxy_from_ref
 
 if TYPE_CHECKING:
@@ -74,8 +74,12 @@ class Request:
         return self._caller
 
     def __repr__(self) -> str:
+        try:
+            caller = repr(self.caller)
+        except BadRequest:  # a repr must not raise
+            caller = "<malformed sender>"
         return (
-            f"Request(actor={self.actor!r}, caller={self.caller!r}, action={self.action!r}, "
+            f"Request(actor={self.actor!r}, caller={caller}, action={self.action!r}, "
             f"args={self.args!r}, kwargs={self.kwargs!r})"
         )
 
