@@ -108,3 +108,17 @@ def no_process_left_behind() -> Iterator[None]:
 
 # tests/helpers.py holds shared fixtures and probes: let pytest rewrite its asserts too.
 pytest.register_assert_rewrite("helpers")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop multiprocessing's forkserver and resource tracker before pytest exits.
+
+    They would stop on their own once this process is gone, but a second or
+    so later: whoever checks for processes right after the run would see them.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
+        stop = getattr(helper, "_stop", None)  # CPython's own hook for its tests
+        if stop is not None:
+            stop()
