@@ -144,8 +144,10 @@ class Node:
         self.closing = asyncio.Event()
         self.thread_id = threading.get_ident()
         self._server, port, self.health = await server.serve(self, supervisor)
-        self.address = (self.host, port)
-        self.address_text = wire.format_address(self.address)
+        self.address_text = wire.format_address((self.host, port))
+        # One form of an address everywhere (an IPv6 host without brackets), as
+        # proxies that come over the wire have it: it keys connections.
+        self.address = wire.parse_address(self.address_text)
         _node = self
 
     async def close(self, grace: float = 1.0) -> None:

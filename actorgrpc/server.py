@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from actorgrpc import wire
 from actorgrpc.client import channel_options
 from actorgrpc.errors import ActorError, BadRequest
 from actorgrpc.mailbox import Outbox, expand, make_error_reply
@@ -340,13 +341,13 @@ async def serve(node: Node, supervisor: Supervisor | None) -> tuple[Any, int, An
     names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     names.append(reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    where = f"{node.host}:{node.port}"
+    where = wire.format_address((node.host, node.port))  # an IPv6 host in brackets
     if node.tls is not None:
         port = server.add_secure_port(where, node.tls.server_credentials())
     else:
         port = server.add_insecure_port(where)
     if port == 0:
-        raise OSError(f"cannot listen on {node.host}:{node.port}")
+        raise OSError(f"cannot listen on {where}")
     await server.start()
     for name in ("", *names[:-2]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from actorgrpc import (
     ActorProxy,
     CommandError,
     PermissionDenied,
+    arbiter,
     command,
     send,
     spawn,
@@ -151,6 +153,32 @@ def test_caller_from_plain_code_is_the_arbiter(arb):
     p = spawn().result(SPAWN_T)
     seen = send(p, "snd_whoami").result(T)
     assert seen == {"aid": arb.aid, "name": arb.name, "address": arb.address}
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_an_ipv6_tree_has_one_form_of_each_address(host):
+    # The arbiter's address as it says it and as its actors see it on the wire
+    # are the same (with brackets or without, the host is written one way).
+    with arbiter(host=host) as a:
+        assert a.address[0] == "::1"
+        p = spawn().result(SPAWN_T)
+        assert p.address[0] == "::1"
+        assert send(p, "snd_whoami").result(T) == {
+            "aid": a.aid,
+            "name": a.name,
+            "address": a.address,
+        }
+        assert send(p, "snd_ask_whoami", "arbiter").result(T)["aid"] == p.aid
 
 
 @pytest.mark.parametrize("kind_a", KINDS)
