@@ -110,13 +110,19 @@ def no_process_left_behind() -> Iterator[None]:
 pytest.register_assert_rewrite("helpers")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which tears down fixtures
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop multiprocessing's forkserver and resource tracker before pytest exits.
 
     They would stop on their own once this process is gone, but a second or
     so later: whoever checks for processes right after the run would see them.
+    Not while an actor process still runs (an interrupted run): the
+    forkserver's stop waits for every process it forked.
     """
     from multiprocessing import forkserver, resource_tracker
+
+    if actor_processes():
+        return
 
     for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
         stop = getattr(helper, "_stop", None)  # CPython's own hook for its tests
