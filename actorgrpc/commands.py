@@ -73,6 +73,10 @@ class Request:
             self._env = None
         return self._caller
 
+    @caller.setter
+    def caller(self, proxy: ActorProxy | None) -> None:
+        self._caller, self._env = proxy, None
+
     def __repr__(self) -> str:
         try:
             caller = repr(self.caller)

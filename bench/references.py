@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import importlib
 import multiprocessing
+import os
 import shutil
 import tempfile
 import time
@@ -292,7 +293,7 @@ def ray_figures(sizes: Sizes) -> dict[str, Any]:
     Run by the ``ray`` group in a process of its own (``bench.paired``).
     """
     # Short: Ray's socket paths under it must fit in a Unix socket address.
-    temp_dir = tempfile.mkdtemp(prefix="agb-ray-")
+    temp_dir = tempfile.mkdtemp(prefix="agb-ray-", dir=os.environ.get("RAY_TMPDIR") or "/tmp")
     try:
         return _ray_measure(sizes, temp_dir)
     finally:
