@@ -186,10 +186,8 @@ class Node:
     def on_io_loop(self, fn: ReplyCallback) -> ReplyCallback:
         """A thread-safe callback that runs ``fn`` on the IO loop."""
 
-        get_ident = threading.get_ident
-
         def reply(env: mailbox_pb2.Envelope) -> None:
-            if get_ident() == self.thread_id:  # in_io_thread(), inlined: once per reply
+            if self.in_io_thread():
                 fn(env)
             else:
                 try:
@@ -380,7 +378,7 @@ class Node:
         (else the envelope's ``sender``, if any, is the caller).
         """
         reply = on_reply or drop_reply
-        loop = actor._loop
+        loop = actor.loop
         if loop is None:
             reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
             return
@@ -441,8 +439,7 @@ class Node:
                 reply(make_error_reply(env.id, exc))
                 return None
         target = env.target
-        # self.local() inlined: this runs for every request that arrives.
-        actor = (self.actors.get(target) or self.names.get(target)) if target else self.main_actor
+        actor = self.local(target) if target else self.main_actor
         if actor is not None:
             self.deliver(actor, env, reply, self.loop)
             return actor._gate
