@@ -12,28 +12,35 @@ gRPC, and grpcurl, can talk to the tree::
         assert send(proxy, 'ping').result(5) == 'pong'
 """
 
-from actorgrpc.actor import Actor as Actor
-from actorgrpc.actor import get_actor as get_actor
-from actorgrpc.actor import send as send
-from actorgrpc.actor import spawn as spawn
-from actorgrpc.arbiter import Arbiter as Arbiter
-from actorgrpc.arbiter import arbiter as arbiter
-from actorgrpc.commands import Request as Request
-from actorgrpc.commands import command as command
-from actorgrpc.consts import ACTOR_ACTION_TIMEOUT as ACTOR_ACTION_TIMEOUT
-from actorgrpc.consts import ACTOR_STATES as ACTOR_STATES
-from actorgrpc.consts import MONITOR_TASK_PERIOD as MONITOR_TASK_PERIOD
-from actorgrpc.errors import ActorError as ActorError
-from actorgrpc.errors import ActorNotAvailable as ActorNotAvailable
-from actorgrpc.errors import ActorNotFound as ActorNotFound
-from actorgrpc.errors import ActorTimeout as ActorTimeout
-from actorgrpc.errors import BadRequest as BadRequest
-from actorgrpc.errors import CommandError as CommandError
-from actorgrpc.errors import CommandNotFound as CommandNotFound
-from actorgrpc.errors import PermissionDenied as PermissionDenied
-from actorgrpc.errors import ResourceExhausted as ResourceExhausted
-from actorgrpc.proxy import ActorProxy as ActorProxy
-from actorgrpc.proxy import ActorProxyMonitor as ActorProxyMonitor
+# The layers, bottom up (docs/architecture.md): core/ (actors, no wire),
+# supervision/ (the tree), remote/ (the gRPC wire), hosting/ (composition),
+# then cli.py and testing.py. This module re-exports the public API; the
+# modules actor, arbiter, commands, consts, errors and proxy beside it keep
+# the import paths of earlier versions.
+from actorgrpc import arbiter as _arbiter_module  # noqa: F401  # before the function shadows it
+from actorgrpc.core.actor import Actor as Actor
+from actorgrpc.core.actor import get_actor as get_actor
+from actorgrpc.core.actor import send as send
+from actorgrpc.core.actor import spawn as spawn
+from actorgrpc.core.commands import Request as Request
+from actorgrpc.core.commands import command as command
+from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT as ACTOR_ACTION_TIMEOUT
+from actorgrpc.core.consts import ACTOR_STATES as ACTOR_STATES
+from actorgrpc.core.consts import MONITOR_TASK_PERIOD as MONITOR_TASK_PERIOD
+from actorgrpc.core.errors import ActorError as ActorError
+from actorgrpc.core.errors import ActorNotAvailable as ActorNotAvailable
+from actorgrpc.core.errors import ActorNotFound as ActorNotFound
+from actorgrpc.core.errors import ActorTimeout as ActorTimeout
+from actorgrpc.core.errors import BadRequest as BadRequest
+from actorgrpc.core.errors import CommandError as CommandError
+from actorgrpc.core.errors import CommandNotFound as CommandNotFound
+from actorgrpc.core.errors import PermissionDenied as PermissionDenied
+from actorgrpc.core.errors import ResourceExhausted as ResourceExhausted
+from actorgrpc.core.futures import ActorFuture as ActorFuture
+from actorgrpc.core.proxy import ActorProxy as ActorProxy
+from actorgrpc.hosting.arbiter import Arbiter as Arbiter
+from actorgrpc.hosting.arbiter import arbiter as arbiter
+from actorgrpc.supervision.managed import ActorProxyMonitor as ActorProxyMonitor
 
 __all__ = [
     "ACTOR_ACTION_TIMEOUT",
@@ -41,6 +48,7 @@ __all__ = [
     "MONITOR_TASK_PERIOD",
     "Actor",
     "ActorError",
+    "ActorFuture",
     "ActorNotAvailable",
     "ActorNotFound",
     "ActorProxy",

@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
-from actorgrpc import wire
-from actorgrpc.consts import ACTOR_STATES
-from actorgrpc.errors import ActorError
-from actorgrpc.proxy import ActorProxy
-from actorgrpc.security import SECRET_ENV, TLSConfig, auth_metadata
+from actorgrpc.core.consts import ACTOR_STATES
+from actorgrpc.core.errors import ActorError
+from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
+from actorgrpc.remote import wire
+from actorgrpc.remote.security import SECRET_ENV, TLSConfig, auth_metadata
+from actorgrpc.remote.status import ERROR_METADATA_KEY
 from actorgrpc.v1 import (
     mailbox_pb2,
     mailbox_pb2_grpc,
@@ -50,16 +51,13 @@ from actorgrpc.v1 import (
 )
 
 if TYPE_CHECKING:
-    from actorgrpc.arbiter import Arbiter
+    from actorgrpc.hosting.arbiter import Arbiter
 
 __all__ = ["CliError", "main"]
 
 PROG = "actorgrpc"
 #: Default seconds to wait for an answer.
 DEFAULT_TIMEOUT = 10.0
-#: Trailing metadata key carrying the serialized Error of a failed Mailbox.Send
-#: (actorgrpc.server.ERROR_METADATA_KEY; not imported, to keep the client light).
-ERROR_METADATA_KEY = "actorgrpc-error-bin"
 _C = mailbox_pb2.ErrorCode
 
 
@@ -109,7 +107,7 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return base64.b64encode(obj).decode("ascii")
     if isinstance(obj, ActorProxy):
-        return {"aid": obj.aid, "name": obj.name or "", "address": wire.format_address(obj.address)}
+        return {"aid": obj.aid, "name": obj.name or "", "address": format_address(obj.address)}
     if isinstance(obj, list | tuple):
         return [jsonable(item) for item in obj]
     if isinstance(obj, dict):
@@ -146,12 +144,12 @@ def parse_kwarg(text: str) -> tuple[str, Any]:
 def parse_address_arg(text: str) -> str:
     """Check a ``host:port`` argument; the channel target for it."""
     try:
-        host, port = wire.parse_address(text)
+        host, port = parse_address(text)
     except ValueError as exc:
         raise CliError(f"bad ADDRESS: {exc} (expected host:port, e.g. 127.0.0.1:8060)", 2) from None
     if not 0 < port < 65536:
         raise CliError(f"bad ADDRESS {text!r}: port {port} is out of range 1-65535", 2)
-    return wire.format_address((host, port))
+    return format_address((host, port))
 
 
 def _one_line(text: str) -> str:
@@ -236,8 +234,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self._channel.close()
 
-    def send(self, target: str, action: str, args: Sequence[Any] = (),
-             kwargs: dict[str, Any] | None = None) -> Any:
+    def send(
+        self,
+        target: str,
+        action: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         """Mailbox.Send: perform ``action`` on ``target``; the decoded result."""
         envelope = mailbox_pb2.Envelope(
             id=1, kind=mailbox_pb2.ENVELOPE_KIND_REQUEST, target=target, action=action
@@ -325,8 +328,18 @@ def format_memory(rss: int) -> str:
     return f"{size:.1f} TiB"  # pragma: no cover - unreachable
 
 
-PS_COLUMNS = ("AID", "NAME", "KIND", "LANGUAGE", "PID", "STATE", "ADDRESS", "UPTIME", "MEMORY",
-              "COMMANDS")
+PS_COLUMNS = (
+    "AID",
+    "NAME",
+    "KIND",
+    "LANGUAGE",
+    "PID",
+    "STATE",
+    "ADDRESS",
+    "UPTIME",
+    "MEMORY",
+    "COMMANDS",
+)
 _RIGHT = {"PID", "UPTIME", "MEMORY", "COMMANDS"}
 
 
@@ -335,18 +348,20 @@ def ps_table(tree: supervisor_pb2.InfoResponse) -> str:
     rows = [PS_COLUMNS]
     for s in tree.actors:
         state = s.info_state or ACTOR_STATES.DESCRIPTION.get(s.state, str(s.state))
-        rows.append((
-            s.ref.aid,
-            s.ref.name or "-",
-            s.kind or "-",
-            s.language or "-",
-            str(s.pid) if s.pid else "-",
-            state,
-            s.ref.address or "-",
-            format_uptime(s.uptime),
-            format_memory(s.memory_rss),
-            str(s.commands_handled),
-        ))
+        rows.append(
+            (
+                s.ref.aid,
+                s.ref.name or "-",
+                s.kind or "-",
+                s.language or "-",
+                str(s.pid) if s.pid else "-",
+                state,
+                s.ref.address or "-",
+                format_uptime(s.uptime),
+                format_memory(s.memory_rss),
+                str(s.commands_handled),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(PS_COLUMNS))]
     lines = []
     for row in rows:
@@ -423,7 +438,7 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> NoReturn:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from actorgrpc.arbiter import arbiter
+    from actorgrpc.hosting.arbiter import arbiter
 
     hook = load_hook(args.hook) if args.hook else None
 
@@ -447,8 +462,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Until the arbiter's loop handles SIGTERM itself, treat it as Ctrl-C.
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        arb = arbiter(host=args.host, port=args.port, start=start, secret=args.secret,
-                      tls=_tls_from(args, args.mutual), insecure=args.insecure)
+        arb = arbiter(
+            host=args.host,
+            port=args.port,
+            start=start,
+            secret=args.secret,
+            tls=_tls_from(args, args.mutual),
+            insecure=args.insecure,
+        )
     except (TypeError, ValueError) as exc:
         raise CliError(str(exc), 2) from None
     if arb is None:  # pragma: no cover - only inside an actor's process
@@ -469,7 +490,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _add_security_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--secret", default=os.environ.get(SECRET_ENV) or None, metavar="SECRET",
+        "--secret",
+        default=os.environ.get(SECRET_ENV) or None,
+        metavar="SECRET",
         help=f"the tree's secret (default: ${SECRET_ENV}; `run` makes one if unset)",
     )
     p.add_argument("--cacert", metavar="PEM", help="CA certificate: use TLS, trusting it")
@@ -481,8 +504,9 @@ def _tls_from(args: argparse.Namespace, mutual: bool = False) -> TLSConfig | Non
     if not (args.cert or args.key):
         return None
     try:
-        return TLSConfig.load({"cert": args.cert, "key": args.key, "ca": args.cacert,
-                               "mutual": mutual})
+        return TLSConfig.load(
+            {"cert": args.cert, "key": args.key, "ca": args.cacert, "mutual": mutual}
+        )
     except (TypeError, ValueError) as exc:
         raise CliError(str(exc), 2) from None
 
@@ -513,36 +537,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
         help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})",
     )
     _add_security_options(client)
 
     p = sub.add_parser(
-        "run", help="start an arbiter in the foreground",
+        "run",
+        help="start an arbiter in the foreground",
         description="Start an arbiter in the foreground and print 'arbiter AID listening on "
         "HOST:PORT' once it serves. Ctrl-C or SIGTERM stop it and every actor it spawned.",
     )
-    p.add_argument("hook", nargs="?", metavar="module:function",
-                   help="start hook, called with the arbiter (may be async)")
+    p.add_argument(
+        "hook",
+        nargs="?",
+        metavar="module:function",
+        help="start hook, called with the arbiter (may be async)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     _add_security_options(p)
-    p.add_argument("--mutual", action="store_true",
-                   help="require client certificates signed by --cacert (mutual TLS)")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow a non-loopback --host without TLS (the secret travels in clear)")
+    p.add_argument(
+        "--mutual",
+        action="store_true",
+        help="require client certificates signed by --cacert (mutual TLS)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without TLS (the secret travels in clear)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
-        "ps", parents=[client], help="list the actor tree",
+        "ps",
+        parents=[client],
+        help="list the actor tree",
         description="List the actors of the tree served at ADDRESS (Supervisor.Info) as a table.",
     )
     p.add_argument("address", metavar="ADDRESS", help="the arbiter's host:port")
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser(
-        "info", parents=[client], help="print info as JSON",
+        "info",
+        parents=[client],
+        help="print info as JSON",
         description="Without TARGET: the whole tree (every actor's summary and info). With "
         "TARGET (an aid or name): the result of that actor's info command.",
     )
@@ -551,7 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
-        "send", parents=[client], help="send a command and print the reply as JSON",
+        "send",
+        parents=[client],
+        help="send a command and print the reply as JSON",
         description="Send ACTION to TARGET (an aid or name; 'arbiter' is the arbiter) through "
         "Mailbox.Send and print the reply as JSON. Each positional argument and each --kw value "
         "is JSON: 3, 2.5, '\"text\"', '[1, 2]', '{\"a\": null}', true.",
@@ -560,17 +604,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="TARGET", help="the actor's aid or name")
     p.add_argument("action", metavar="ACTION", help="the command (ping, echo, info, ...)")
     p.add_argument("args", nargs="*", metavar="JSON", help="positional arguments, as JSON")
-    p.add_argument("--kw", action="append", default=[], metavar="KEY=JSON",
-                   help="a keyword argument (repeatable)")
+    p.add_argument(
+        "--kw",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="a keyword argument (repeatable)",
+    )
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser(
-        "ping", parents=[client], help="ping an actor",
+        "ping",
+        parents=[client],
+        help="ping an actor",
         description="Send ping to TARGET (default: the arbiter) and print pong.",
     )
     p.add_argument("address", metavar="ADDRESS", help="host:port of a node of the tree")
-    p.add_argument("target", nargs="?", default="arbiter", metavar="TARGET",
-                   help="the actor's aid or name (default: arbiter)")
+    p.add_argument(
+        "target",
+        nargs="?",
+        default="arbiter",
+        metavar="TARGET",
+        help="the actor's aid or name (default: arbiter)",
+    )
     p.set_defaults(func=cmd_ping)
     return parser
 

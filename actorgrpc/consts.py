@@ -1,8 +1,14 @@
-"""Constants shared by the whole runtime, with pulsar's names and values."""
+"""Compatibility: the import path of constants in actorgrpc 0.1 (now ``actorgrpc.core.consts``).
+
+New code imports from ``actorgrpc`` itself.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT as ACTOR_ACTION_TIMEOUT
+from actorgrpc.core.consts import ACTOR_STATES as ACTOR_STATES
+from actorgrpc.core.consts import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
+from actorgrpc.core.consts import MONITOR_TASK_PERIOD as MONITOR_TASK_PERIOD
 
 __all__ = [
     "ACTOR_ACTION_TIMEOUT",
@@ -10,43 +16,3 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "MONITOR_TASK_PERIOD",
 ]
-
-
-class _States(dict[str, Any]):
-    """A dict readable by attribute, as pulsar's ``ACTOR_STATES``."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-#: Actor state numbers, as in pulsar, with ``DESCRIPTION`` mapping each to text.
-ACTOR_STATES = _States(
-    INITIAL=0,
-    INACTIVE=1,
-    STARTING=2,
-    RUN=3,
-    STOPPING=4,
-    CLOSE=5,
-    TERMINATE=6,
-    DESCRIPTION={
-        0: "initial",
-        1: "inactive",
-        2: "starting",
-        3: "running",
-        4: "stopping",
-        5: "closed",
-        6: "terminated",
-    },
-)
-
-#: Seconds an actor has to stop after ``stop`` before it is terminated.
-ACTOR_ACTION_TIMEOUT = 5
-
-#: Seconds between an actor's notifies to its supervisor (and periodic tasks).
-MONITOR_TASK_PERIOD = 1
-
-#: Largest gRPC message accepted or sent, in bytes.
-DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from actorgrpc import ActorProxy, send, spawn
-from actorgrpc.wire import format_address
+from actorgrpc.core.proxy import format_address
 
 # Registers the benchmark's commands here; process actors import the module themselves.
 from bench import commands as commands

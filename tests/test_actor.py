@@ -8,7 +8,8 @@ import pytest
 from conftest import wait_until
 from helpers import KINDS, SPAWN_T, T, predicates
 
-from actorgrpc import ACTOR_STATES, ActorProxy, get_actor, send, spawn, wire
+from actorgrpc import ACTOR_STATES, ActorProxy, get_actor, send, spawn
+from actorgrpc.core.proxy import format_address
 
 PULSAR_STATES = {
     "INACTIVE": 1,
@@ -149,7 +150,7 @@ def test_info_contents(arb, kind):
     assert isinstance(actor["pid"], int) and actor["pid"] > 0
     assert (actor["pid"] == os.getpid()) == (kind == "thread")
     assert isinstance(actor["thread"], str) and actor["thread"]
-    assert actor["address"] == wire.format_address(p.address)
+    assert actor["address"] == format_address(p.address)
     assert isinstance(actor["uptime"], (int, float)) and actor["uptime"] >= 0
     assert isinstance(actor["commands_handled"], int) and actor["commands_handled"] >= 1
     assert info["extra"] == {}

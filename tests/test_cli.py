@@ -98,9 +98,10 @@ def gone(procs: list[psutil.Process]) -> bool:
 
 
 def test_cli_reads_the_error_trailer_the_server_writes() -> None:
-    from actorgrpc import cli, server
+    from actorgrpc import cli
+    from actorgrpc.remote import status
 
-    assert cli.ERROR_METADATA_KEY == server.ERROR_METADATA_KEY
+    assert cli.ERROR_METADATA_KEY == status.ERROR_METADATA_KEY
 
 
 # -- help --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from actorgrpc import (
     send,
     spawn,
 )
-from actorgrpc.commands import get_command, registered_commands
+from actorgrpc.core.commands import get_command, registered_commands
 
 #: Fixtures of helpers.py (nopickle_arb, channel, mailbox, supervisor).
 pytest_plugins = ["helpers"]

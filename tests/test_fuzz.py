@@ -547,7 +547,7 @@ def run_case(t: Tree, c: Case, findings: Findings) -> None:
             findings.add(f"Send: {code.name} without the {ERROR_KEY} trailer", where)
         else:
             error = mailbox_pb2.Error.FromString(trailer)
-            from actorgrpc.server import STATUS_BY_CODE
+            from actorgrpc.remote.status import STATUS_BY_CODE
 
             if STATUS_BY_CODE.get(error.code) != code:
                 findings.add(f"Send: status {code.name} ({details[:60]}) but error code "

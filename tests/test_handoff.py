@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actorgrpc.handoff import new_thread_loop, post, poster_for
+from actorgrpc.core.handoff import new_thread_loop, post, poster_for
 
 WAIT = 10.0
 

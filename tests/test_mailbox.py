@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from actorgrpc.flow import Gate
-from actorgrpc.mailbox import BATCH, REQUEST, Envelope, Outbox, expand
+from actorgrpc.core.flow import Gate
+from actorgrpc.remote.envelopes import BATCH, REQUEST, Envelope, expand
+from actorgrpc.remote.outbox import Outbox
 
 
 class Writer:

@@ -36,8 +36,9 @@ from actorgrpc import (
     command,
     send,
     spawn,
-    wire,
 )
+from actorgrpc.core.proxy import format_address
+from actorgrpc.remote import wire
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
 NODE = shutil.which("node")
@@ -80,7 +81,7 @@ async def node_relay(request, target, action, *args):
 
 def tree_secret(arb) -> str | None:
     """The tree's shared secret, when the arbiter has one (sent as a bearer token)."""
-    for owner in (arb, getattr(arb, "_node", None)):
+    for owner in (arb, getattr(arb, "transport", None)):
         for attr in ("secret", "_secret"):
             value = getattr(owner, attr, None)
             if isinstance(value, str) and value:
@@ -227,7 +228,7 @@ class Node:
 @pytest.fixture
 def node(arb, node_dir: Path, tmp_path: Path) -> Iterator[Node]:
     """Node programs against the test's arbiter, all ended and reaped after the test."""
-    nodes = Node(node_dir, tmp_path, wire.format_address(arb.address), tree_secret(arb))
+    nodes = Node(node_dir, tmp_path, format_address(arb.address), tree_secret(arb))
     try:
         yield nodes
     finally:
@@ -301,7 +302,7 @@ def test_node_client_talks_to_python_actors(arb, node) -> None:
         assert extras["big"] == {"$bigint": str(2**80)}
         assert extras["float"] == 3.5
         assert extras["proxy"]["$actor"] == {
-            "aid": actor.aid, "name": target, "address": wire.format_address(actor.address),
+            "aid": actor.aid, "name": target, "address": format_address(actor.address),
         }  # fmt: skip
 
     tree = {a["name"]: a for a in result(lines, "arbiter", "tree")}
@@ -336,7 +337,7 @@ def test_node_actor_joins_the_tree(arb, node) -> None:
     monitor = arb.managed_actors[js.aid]
     assert (monitor.kind, monitor.language, monitor.state) == ("external", "node", ACTOR_STATES.RUN)
     assert monitor.pid == js.pid
-    assert wire.format_address(monitor.address) == js.address
+    assert format_address(monitor.address) == js.address
 
     listed = {a["aid"]: a for a in arb.info()["actors"]}
     entry = listed[js.aid]
@@ -346,7 +347,7 @@ def test_node_actor_joins_the_tree(arb, node) -> None:
     assert entry["info"]["system"]["memory_rss"] > 0
 
     # The same through the wire: Supervisor.Info and Lookup.
-    with grpc.insecure_channel(wire.format_address(arb.address)) as channel:
+    with grpc.insecure_channel(format_address(arb.address)) as channel:
         stub = supervisor_pb2_grpc.SupervisorStub(channel)
         tree = stub.Info(supervisor_pb2.InfoRequest(), timeout=30, metadata=auth_metadata(arb))
         summary = {s.ref.aid: s for s in tree.actors}[js.aid]
@@ -534,7 +535,7 @@ const { Client } = require('./lib');
 def test_node_with_the_tree_secret(node_dir: Path, tmp_path: Path) -> None:
     secret = "node-test-secret-" + "x" * 16
     with arbiter(secret=secret) as tree:
-        address = wire.format_address(tree.address)
+        address = format_address(tree.address)
         nodes = Node(node_dir, tmp_path, address, secret)
         try:
             js = nodes.actor("jssecret")  # its calls carry the secret, and it checks ours
@@ -566,12 +567,13 @@ def test_node_with_the_tree_secret(node_dir: Path, tmp_path: Path) -> None:
 
 ARBITER_SCRIPT = """
 import sys, threading
-from actorgrpc import arbiter, wire
+from actorgrpc import arbiter
+from actorgrpc.core.proxy import format_address
 with arbiter() as a:
-    owners = (a, getattr(a, "_node", None))
+    owners = (a, getattr(a, "transport", None))
     found = [getattr(o, k, None) for o in owners for k in ("secret", "_secret")]
     secret = next((v for v in found if isinstance(v, str) and v), "")
-    print(wire.format_address(a.address), secret, flush=True)
+    print(format_address(a.address), secret, flush=True)
     threading.Event().wait()
 """
 
@@ -617,7 +619,7 @@ def test_node_client_over_mutual_tls(node_dir: Path, tmp_path: Path) -> None:
     tls = {"cert": paths["cert"], "key": paths["key"], "ca": paths["ca"], "mutual": True}
     with arbiter(tls=tls) as tree:
         proxy = spawn(name="tls-echo").result(30)
-        address = wire.format_address(tree.address)
+        address = format_address(tree.address)
 
         def client(*pems: Path) -> dict[str, Any]:
             done = subprocess.run(

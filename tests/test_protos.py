@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from actorgrpc.v1 import mailbox_pb2, supervisor_pb2, value_pb2
 
-from actorgrpc import errors
+from actorgrpc.core import errors
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -326,17 +327,18 @@ def hold(request, seconds: float) -> str:
 
 
 def test_full_mailbox_makes_the_sender_wait_then_fail(secured):
-    node = secured._node
+    transport = secured.transport
     proxy = spawn(concurrency="thread").result(10)
-    node.send_wait = 0.3
+    settings = transport.settings
+    transport.settings = dataclasses.replace(settings, send_wait=0.3)
     try:
         sent = [send(proxy, "hold", 5)]
         with pytest.raises(ResourceExhausted, match="stayed full"):
-            for _ in range(node.mailbox_limit + 10):
+            for _ in range(settings.mailbox_limit + 10):
                 sent.append(send(proxy, "hold", 0))
         assert sent[0].result(30) == "held"
     finally:
-        node.send_wait = 30.0
+        transport.settings = settings
     assert send(proxy, "ping").result(30) == "pong"
     for fut in sent:
         try:
@@ -347,7 +349,7 @@ def test_full_mailbox_makes_the_sender_wait_then_fail(secured):
 
 
 def test_handshakes_per_connection_are_limited(secured):
-    from actorgrpc.server import HANDSHAKES_PER_SECOND
+    from actorgrpc.remote.supervisor_service import HANDSHAKES_PER_SECOND
 
     codes = []
     with channel(secured.address) as ch:

@@ -10,7 +10,9 @@ from enum import IntEnum
 import pytest
 from actorgrpc.v1 import mailbox_pb2, value_pb2
 
-from actorgrpc import ActorProxy, BadRequest, PermissionDenied, wire
+from actorgrpc import ActorProxy, BadRequest, PermissionDenied
+from actorgrpc.core.proxy import format_address, parse_address
+from actorgrpc.remote import wire
 
 
 @dataclass
@@ -252,14 +254,14 @@ def test_kwargs_with_pickle_off_refuse_untyped_values():
     ],
 )
 def test_addresses_format_and_parse_back(address, text):
-    assert wire.format_address(address) == text
-    assert wire.parse_address(text) == address
+    assert format_address(address) == text
+    assert parse_address(text) == address
 
 
 @pytest.mark.parametrize("text", ["", "127.0.0.1", "127.0.0.1:", ":80", "host:port", "h:-1"])
 def test_malformed_addresses_raise_value_error(text):
     with pytest.raises(ValueError, match="host:port"):
-        wire.parse_address(text)
+        parse_address(text)
 
 
 def test_ref_with_bad_address_is_a_bad_request():

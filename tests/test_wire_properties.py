@@ -30,8 +30,9 @@ from actorgrpc import (
     arbiter,
     send,
     spawn,
-    wire,
 )
+from actorgrpc.core.proxy import parse_address
+from actorgrpc.remote import wire
 
 SECRET = "wire-properties-" + "p" * 16
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -526,7 +527,7 @@ def test_bad_actor_references_are_a_bad_request(address):
     ref.actor_value.aid = "x"
     ref.actor_value.address = address
     try:
-        host, port = wire.parse_address(address)
+        host, port = parse_address(address)
     except ValueError:
         with pytest.raises(BadRequest, match="bad actor reference"):
             wire.decode(ref)

@@ -1,7 +1,8 @@
-"""The grpc.aio server of a node: Mailbox, Supervisor, health and reflection.
+"""The grpc.aio server of a process: Mailbox, Supervisor, health and reflection.
 
-Glue only: requests are handed to the node (mailbox) or to the supervisor,
-and failures are mapped to gRPC status codes here.
+Glue only: requests are handed to the transport (Mailbox) or to the
+Supervisor service (``supervisor_service.py``), and failures are mapped to
+gRPC status codes here.
 """
 
 from __future__ import annotations
@@ -9,56 +10,59 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
-from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
+from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from actorgrpc import wire
-from actorgrpc.client import channel_options
-from actorgrpc.errors import ActorError, BadRequest
-from actorgrpc.mailbox import Outbox, expand, make_error_reply
-from actorgrpc.node import drop_reply
-from actorgrpc.security import AuthInterceptor
-from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
+from actorgrpc.core.errors import BadRequest
+from actorgrpc.core.proxy import format_address
+from actorgrpc.remote.connection import channel_options
+from actorgrpc.remote.envelopes import drop_reply, expand, make_error_reply
+from actorgrpc.remote.outbox import Outbox
+from actorgrpc.remote.security import AuthInterceptor, TLSConfig
+from actorgrpc.remote.status import ERROR_METADATA_KEY, STATUS_BY_CODE
+from actorgrpc.remote.supervisor_service import SupervisorService
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from actorgrpc.node import Node
-    from actorgrpc.supervisor import Supervisor
+    from actorgrpc.core._typing import ReplyCallback
+    from actorgrpc.core.flow import Gate
+    from actorgrpc.core.settings import Settings
+    from actorgrpc.supervision.supervisor import Supervisor
 
-__all__ = ["STATUS_BY_CODE", "serve"]
+__all__ = ["MailboxHost", "UnreadableMessage", "serve"]
 
 log = logging.getLogger("actorgrpc")
 
-_C = mailbox_pb2.ErrorCode
-#: How each actorgrpc error code shows as a gRPC status.
-STATUS_BY_CODE: dict[int, grpc.StatusCode] = {
-    _C.ERROR_CODE_UNSPECIFIED: grpc.StatusCode.UNKNOWN,
-    _C.ERROR_CODE_COMMAND_FAILED: grpc.StatusCode.UNKNOWN,
-    _C.ERROR_CODE_UNKNOWN_COMMAND: grpc.StatusCode.UNIMPLEMENTED,
-    _C.ERROR_CODE_NO_SUCH_ACTOR: grpc.StatusCode.NOT_FOUND,
-    _C.ERROR_CODE_ACTOR_NOT_AVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    _C.ERROR_CODE_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
-    _C.ERROR_CODE_BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
-    _C.ERROR_CODE_RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    _C.ERROR_CODE_PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
-}
-#: Handshakes one connection may make in a second.
-HANDSHAKES_PER_SECOND = 20
-#: Trailing metadata key carrying the serialized Error of a failed Send.
-ERROR_METADATA_KEY = "actorgrpc-error-bin"
 _MAILBOX = mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name
 _SUPERVISOR = supervisor_pb2.DESCRIPTOR.services_by_name["Supervisor"].full_name
 _MAILBOX_STREAM = f"/{_MAILBOX}/Stream"
 
 
+class MailboxHost(Protocol):
+    """What the server needs of the transport it serves for."""
+
+    settings: Settings
+    host: str
+    port: int
+    #: Set when the transport closes: server streams then end.
+    closing: asyncio.Event
+    #: Outboxes of the server streams still open.
+    server_outboxes: set[Outbox]
+
+    def dispatch(
+        self, env: mailbox_pb2.Envelope, reply: ReplyCallback, *, sized: bool = False
+    ) -> Gate | None: ...
+    def on_io_loop(self, fn: Callable[[mailbox_pb2.Envelope], None]) -> ReplyCallback: ...
+
+
 class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: MailboxHost) -> None:
         self._node = node
 
     async def Stream(
@@ -108,7 +112,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         node = self._node
         parse = mailbox_pb2.Envelope.FromString
         eof = grpc.aio.EOF
-        limit = node.max_message_size
+        limit = node.settings.max_message_size
         count = 0
 
         def answer(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
@@ -286,64 +290,27 @@ class _Unanswered:
             await self._idle
 
 
-class _Supervisor(supervisor_pb2_grpc.SupervisorServicer):
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._sup = supervisor
-        # Handshakes per connection in the last second: a peer hammering the
-        # arbiter is refused instead of starving the others.
-        self._handshakes: dict[str, deque[float]] = {}
-
-    async def _guard(self, context: grpc.aio.ServicerContext[Any, Any], fn: Any, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except ActorError as exc:
-            await context.abort(STATUS_BY_CODE.get(exc.code, grpc.StatusCode.UNKNOWN), str(exc))
-
-    async def Handshake(self, request: Any, context: Any) -> Any:
-        now = time.monotonic()
-        recent = self._handshakes.setdefault(context.peer(), deque())
-        while recent and recent[0] < now - 1.0:
-            recent.popleft()
-        if len(recent) >= HANDSHAKES_PER_SECOND:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"more than {HANDSHAKES_PER_SECOND} handshakes a second from this peer",
-            )
-        recent.append(now)
-        if len(self._handshakes) > 1024:  # forget idle peers
-            self._handshakes = {p: d for p, d in self._handshakes.items() if d and d[-1] > now - 1}
-        return await self._guard(context, self._sup.handshake, request)
-
-    async def Notify(self, request: Any, context: Any) -> Any:
-        return await self._guard(context, self._sup.notify, request)
-
-    async def Info(self, request: Any, context: Any) -> Any:
-        return await self._guard(context, self._sup.tree_info)
-
-    async def Lookup(self, request: Any, context: Any) -> Any:
-        return await self._guard(context, self._sup.lookup_ref, request.target)
-
-
-async def serve(node: Node, supervisor: Supervisor | None) -> tuple[Any, int, Any]:
-    """Start the node's server; return it, its port and its health servicer."""
-    interceptors: list[Any] = [AuthInterceptor(node.secret)] if node.secret else []
+async def serve(node: MailboxHost, supervisor: Supervisor | None) -> tuple[Any, int, Any]:
+    """Start the process's server; return it, its port and its health servicer."""
+    settings = node.settings
+    interceptors: list[Any] = [AuthInterceptor(settings.secret)] if settings.secret else []
     interceptors.append(_ParseRequests())
     server = grpc.aio.server(
-        options=channel_options(node.max_message_size), interceptors=interceptors
+        options=channel_options(settings.max_message_size), interceptors=interceptors
     )
     mailbox_pb2_grpc.add_MailboxServicer_to_server(_Mailbox(node), server)
     names = [_MAILBOX]
     if supervisor is not None:
-        supervisor_pb2_grpc.add_SupervisorServicer_to_server(_Supervisor(supervisor), server)
+        SupervisorService(supervisor).add_to(server)
         names.append(_SUPERVISOR)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     names.append(reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    where = wire.format_address((node.host, node.port))  # an IPv6 host in brackets
-    if node.tls is not None:
-        port = server.add_secure_port(where, node.tls.server_credentials())
+    where = format_address((node.host, node.port))  # an IPv6 host in brackets
+    if isinstance(settings.tls, TLSConfig):
+        port = server.add_secure_port(where, settings.tls.server_credentials())
     else:
         port = server.add_insecure_port(where)
     if port == 0:

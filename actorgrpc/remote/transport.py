@@ -1,10 +1,11 @@
-"""The node: one process's share of an actor tree.
+"""The transport: one process's IO loop, server, connections and routing.
 
-There is one node per process. It owns the IO loop, on one thread, and with it
-every grpc.aio object of the process (the server and all channels), because a
-grpc.aio object belongs to the loop that made it and several loops in one
-process wake each other on every event. Actors on other threads (thread
-actors) hand envelopes to the IO loop and receive them on their own loops.
+There is one transport per process. It owns the IO loop, on one thread, and
+with it every grpc.aio object of the process (the server and all channels),
+because a grpc.aio object belongs to the loop that made it and several loops
+in one process wake each other on every event. Actors on other threads
+(thread actors) hand envelopes to the IO loop and receive them on their own
+loops. It implements the core's ``Transport`` interface.
 
 Routing: an ActorProxy names an address, so envelopes go straight to it; a bare
 aid or name is resolved by the arbiter, which holds the tree. In a child
@@ -21,40 +22,45 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from actorgrpc import wire
-from actorgrpc.consts import DEFAULT_MAX_MESSAGE_SIZE
-from actorgrpc.errors import (
+from actorgrpc.core.errors import (
     ActorError,
     ActorNotAvailable,
     ActorNotFound,
     BadRequest,
     ResourceExhausted,
-    error_from_pb,
     short,
 )
-from actorgrpc.flow import DEFAULT_MAILBOX_LIMIT, Gate
-from actorgrpc.futures import new_future, running_loop, runs_here
-from actorgrpc.handoff import poster_for
-from actorgrpc.mailbox import REQUEST, Envelope, Outbox, check_size, make_error_reply
-from actorgrpc.proxy import ActorProxy
-from actorgrpc.security import TLSConfig, auth_metadata
+from actorgrpc.core.flow import Gate
+from actorgrpc.core.futures import new_future, running_loop, runs_here
+from actorgrpc.core.handoff import poster_for
+from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
+from actorgrpc.core.registry import Registry, set_current_transport
+from actorgrpc.core.settings import Settings
+from actorgrpc.remote import server, wire
+from actorgrpc.remote.connection import Connection
+from actorgrpc.remote.envelopes import (
+    CODEC,
+    REQUEST,
+    Envelope,
+    check_size,
+    drop_reply,
+    error_from_pb,
+    make_error_reply,
+)
+from actorgrpc.remote.security import auth_metadata
+from actorgrpc.remote.supervisor_client import SupervisorClient
 
 if TYPE_CHECKING:
-    from actorgrpc._typing import Address, ReplyCallback
-    from actorgrpc.actor import Actor
-    from actorgrpc.client import Connection, SupervisorClient
-    from actorgrpc.v1 import mailbox_pb2
+    from actorgrpc.v1 import mailbox_pb2, value_pb2
 
-__all__ = ["Node", "current_node", "drop_reply"]
+    from actorgrpc.core._typing import Address, ReplyCallback
+    from actorgrpc.core.actor import Actor
+    from actorgrpc.remote.outbox import Outbox
+    from actorgrpc.supervision.supervisor import Supervisor
+
+__all__ = ["Transport"]
 
 log = logging.getLogger("actorgrpc")
-
-_node: Node | None = None
-
-
-def current_node() -> Node | None:
-    """This process's node, or None when no actor runs here."""
-    return _node
 
 
 def _utf8(text: str) -> bool:
@@ -65,55 +71,36 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def drop_reply(env: mailbox_pb2.Envelope) -> None:
-    """The reply callback of requests sent without ack: only errors are logged."""
-    if env.HasField("error"):
-        log.warning(
-            "error in a command sent without ack: %s: %s", env.error.type, env.error.message
-        )
-
-
-class Node:
+class Transport:
     """One process's server, connections and local actors."""
 
     def __init__(
         self,
+        settings: Settings,
         *,
-        host: str = "127.0.0.1",
         port: int = 0,
-        allow_pickle: bool = True,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         arbiter_address: Address | None = None,
-        secret: str | None = None,
-        tls: TLSConfig | None = None,
-        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
     ) -> None:
-        self.host = host
-        #: Requests queued for one actor, or one outgoing stream, before senders wait.
-        self.mailbox_limit = mailbox_limit
-        #: Seconds plain code waits for room in a full mailbox before failing.
-        self.send_wait = 30.0
-        #: The tree's secret (None: calls are not checked) and TLS settings.
-        self.secret = secret
-        self.tls = tls
-        #: Metadata every outgoing call carries.
-        self.metadata = auth_metadata(secret) if secret else ()
+        #: The tree's settings (shared, frozen).
+        self.settings = settings
+        #: How the core reads and answers this transport's envelopes.
+        self.codec = CODEC
+        #: This process's actors by aid and name.
+        self.registry = Registry()
+        self.host = settings.host
         self.port = port
-        self.allow_pickle = allow_pickle
-        self.max_message_size = max_message_size
+        #: Metadata every outgoing call carries.
+        self.metadata = auth_metadata(settings.secret) if settings.secret else ()
         # Characters of target + action that an envelope without arguments may
         # carry and surely stay within the limit (UTF-8: 4 bytes a character;
         # the sender's reference and the rest take well under 1 KB): such
         # envelopes are not measured.
-        self._short = max(0, (max_message_size - 1024) // 4)
+        self._short = max(0, (settings.max_message_size - 1024) // 4)
         self.arbiter_address = arbiter_address
-        self.address: Address = (host, port)
+        self.address: Address = (self.host, port)
         self.address_text = ""
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self.thread_id = 0
-        #: Local actors by aid, and by name.
-        self.actors: dict[str, Actor] = {}
-        self.names: dict[str, Actor] = {}
         #: The actor that plain code in this process sends as.
         self.main_actor: Actor | None = None
         #: Resolves an aid or name to a proxy (set in the arbiter's process).
@@ -127,32 +114,34 @@ class Node:
         self._ids = itertools.count(1)
         self._connections: dict[Address, Connection] = {}
         self._supervisor_client: SupervisorClient | None = None
+        # Senders' references in wire form, made once per actor that sends remotely.
+        self._refs: dict[str, tuple[ActorProxy, value_pb2.ActorRef]] = {}
         self.server_outboxes: set[Outbox] = set()
-        #: Set when the node closes: server streams then end.
+        #: Set when the transport closes: server streams then end.
         self.closing: asyncio.Event = None  # type: ignore[assignment]  # set by start()
 
     # -- life -------------------------------------------------------------
 
-    async def start(self, supervisor: Any = None) -> None:
-        """Serve on the running loop, which becomes this process's IO loop."""
-        from actorgrpc import server
+    async def start(self, supervisor: Supervisor | None = None) -> None:
+        """Serve on the running loop, which becomes this process's IO loop.
 
-        global _node
+        With a ``supervisor`` (the arbiter's), the server also offers the
+        Supervisor service.
+        """
         self.loop = asyncio.get_running_loop()
         runs_here(self.loop)  # the IO thread runs nothing but its loop
         self._io_poster = poster_for(self.loop)
         self.closing = asyncio.Event()
         self.thread_id = threading.get_ident()
         self._server, port, self.health = await server.serve(self, supervisor)
-        self.address_text = wire.format_address((self.host, port))
+        self.address_text = format_address((self.host, port))
         # One form of an address everywhere (an IPv6 host without brackets), as
         # proxies that come over the wire have it: it keys connections.
-        self.address = wire.parse_address(self.address_text)
-        _node = self
+        self.address = parse_address(self.address_text)
+        set_current_transport(self)
 
     async def close(self, grace: float = 1.0) -> None:
         """Flush replies, close connections and stop serving."""
-        global _node
         self.closing.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
@@ -166,9 +155,16 @@ class Node:
             await self.health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
-        if _node is self:
-            _node = None
+        from actorgrpc.core.registry import current_transport
+
+        if current_transport() is self:
+            set_current_transport(None)
         runs_here(None)
+
+    async def actor_stopping(self, actor: Actor) -> None:
+        """When this process's main actor begins to stop, health says NOT_SERVING."""
+        if self.main_actor is actor and self.health is not None:
+            await self.health.enter_graceful_shutdown()
 
     # -- threads ----------------------------------------------------------
 
@@ -197,25 +193,6 @@ class Node:
 
         return reply
 
-    # -- local actors -----------------------------------------------------
-
-    def register(self, actor: Actor) -> None:
-        """Make ``actor`` reachable here by aid and name."""
-        self.actors[actor.aid] = actor
-        if actor.name:
-            self.names[actor.name] = actor
-
-    def unregister(self, actor: Actor) -> None:
-        """Forget ``actor``."""
-        if self.actors.get(actor.aid) is actor:
-            del self.actors[actor.aid]
-        if actor.name and self.names.get(actor.name) is actor:
-            del self.names[actor.name]
-
-    def local(self, target: str) -> Actor | None:
-        """The local actor with that aid or name."""
-        return self.actors.get(target) or self.names.get(target)
-
     # -- sending (any thread) ---------------------------------------------
 
     def request(
@@ -234,13 +211,14 @@ class Node:
         Arguments are encoded here, in the caller's thread, so the receiver
         gets a copy of them as they were at the call.
         """
+        actors = self.registry.actors
         if isinstance(target, ActorProxy):
             dest: ActorProxy | str = target if type(target) is ActorProxy else target.proxy
             target_id = target.aid
-            local = self.actors.get(target_id)
+            local = actors.get(target_id)
         elif isinstance(target, str) and target:
             dest = target_id = target
-            local = self.local(target)
+            local = actors.get(target) or self.registry.names.get(target)
         else:
             raise TypeError(f"send target must be an ActorProxy, an aid or a name, not {target!r}")
         if not isinstance(action, str) or not action:
@@ -250,13 +228,14 @@ class Node:
         except (ValueError, UnicodeError):
             what = "target" if not _utf8(target_id) else "action"
             raise BadRequest(f"send: the {what} is not valid UTF-8 text") from None
-        allow_pickle = self.allow_pickle
+        settings = self.settings
+        allow_pickle = settings.allow_pickle
         if args:
             wire.encode_args(args, env.args, allow_pickle=allow_pickle)
         if kwargs:
             wire.encode_kwargs(kwargs, env.kwargs, allow_pickle=allow_pickle)
         if args or kwargs or len(action) + len(target_id) > self._short:
-            check_size(env, self.max_message_size, "the message", action)
+            check_size(env, settings.max_message_size, "the message", action)
         on_io_thread = self.in_io_thread()
         if not on_io_thread:
             self._wait_for_room(local, dest, target_id)
@@ -280,7 +259,10 @@ class Node:
             env.no_reply = True
         if local is None:
             if sender is not None:
-                env.sender.CopyFrom(sender._ref)
+                known = self._refs.get(sender.aid)
+                if known is None or known[0] is not sender.proxy:
+                    known = self._sender_ref(sender)
+                env.sender.CopyFrom(known[1])
             if on_io_thread:
                 # Remote: route() only queues it on a stream, never runs a command
                 # inline, so do it now rather than a loop turn later.
@@ -290,14 +272,27 @@ class Node:
         else:
             # A local target is reached from this thread, without the IO loop;
             # the sender travels as its proxy, not in the envelope.
-            caller = sender._proxy if sender is not None else None
-            self.deliver(local, env, on_reply, running, inline=False, caller=caller)
+            caller = sender.proxy if sender is not None else None
+            local.deliver(env, on_reply or drop_reply, running, inline=False, caller=caller)
         return fut
+
+    def _sender_ref(self, sender: Actor) -> tuple[ActorProxy, value_pb2.ActorRef]:
+        """``sender``'s reference as envelopes carry it, made once per sending actor.
+
+        Kept with the proxy it was made from: an actor's proxy is one object,
+        so another actor with the same aid later is told apart by identity.
+        """
+        refs = self._refs
+        if len(refs) > 4096:  # actors come and go: a cache, not a registry
+            refs.clear()
+        proxy = sender.proxy
+        known = refs[sender.aid] = (proxy, wire.ref_from_proxy(proxy))
+        return known
 
     def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
         """Block plain code while the way to ``dest`` is full (never called on the IO loop)."""
         if local is not None:
-            gate = local._gate
+            gate = local.gate
         else:
             conn = None
             if isinstance(dest, ActorProxy):
@@ -309,13 +304,9 @@ class Node:
             gate = conn.gate
         if gate.is_open():
             return
-        if local is not None and local._on_own_loop():
+        if local is not None and local.on_own_loop():
             return  # an actor writing to itself must not wait on itself
-        if not gate.wait(self.send_wait):
-            raise ResourceExhausted(
-                f"the mailbox of {target} stayed full for {self.send_wait:g}s: it reads "
-                "slower than it is written to"
-            )
+        gate.wait_for_room(self.settings.send_wait, target)
 
     # -- routing (IO loop) ------------------------------------------------
 
@@ -328,20 +319,20 @@ class Node:
         """Deliver ``env`` locally or send it on its way; the gate of the way it took."""
         reply = on_reply or drop_reply
         if isinstance(dest, ActorProxy):
-            actor = self.actors.get(dest.aid)
+            actor = self.registry.actors.get(dest.aid)
             if actor is not None:
-                self.deliver(actor, env, reply, self.loop)
-                return actor._gate
+                actor.deliver(env, reply, self.loop)
+                return actor.gate
             if dest.address == self.address:
                 reply(
                     make_error_reply(env.id, ActorNotAvailable(f"actor {dest.aid} is not running"))
                 )
                 return None
             return self.send_remote(dest.address, env, on_reply)
-        actor = self.local(dest)
+        actor = self.registry.local(dest)
         if actor is not None:
-            self.deliver(actor, env, reply, self.loop)
-            return actor._gate
+            actor.deliver(env, reply, self.loop)
+            return actor.gate
         if self.resolver is not None:
             proxy = self.resolver(dest)
             if proxy is None or proxy.address == self.address:
@@ -359,56 +350,19 @@ class Node:
             return ActorNotAvailable(ended)
         return ActorNotFound(f"no actor {short(target)} in this tree")
 
-    def deliver(
-        self,
-        actor: Actor,
-        env: mailbox_pb2.Envelope,
-        on_reply: ReplyCallback | None,
-        running: asyncio.AbstractEventLoop | None,
-        *,
-        inline: bool = True,
-        caller: ActorProxy | None = None,
-    ) -> None:
-        """Hand ``env`` to a local actor, on its own loop, from any thread.
-
-        ``running`` is the caller's running loop (``running_loop()``; the IO
-        loop for routing code). ``inline`` runs the command at once when that
-        is the actor's loop: right for routing code, never for a sender (it
-        would run inside send()). ``caller`` is a local sender's proxy
-        (else the envelope's ``sender``, if any, is the caller).
-        """
-        reply = on_reply or drop_reply
-        loop = actor.loop
-        if loop is None:
-            reply(make_error_reply(env.id, ActorNotAvailable(f"actor {actor.aid} is not running")))
-            return
-        if running is loop:
-            if inline:
-                actor._receive(env, reply, caller)
-            else:
-                loop.call_soon(actor._receive, env, reply, caller)
-            return
-        tracked = actor._track(env, reply)
-        try:
-            actor._poster.post(actor._receive, (env, tracked, caller))
-        except RuntimeError:
-            actor._fail_inflight("is not running")
-
     def send_remote(
         self, address: Address, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
     ) -> Gate:
         """Send over the mailbox stream to ``address`` (opened on first use)."""
-        conn = self.connection(address)
+        conn = self.connect(address)
         conn.send(env, on_reply)
         return conn.gate
 
-    def connection(self, address: Address) -> Connection:
+    def connect(self, address: Address) -> Connection:
         """The mailbox stream to ``address``, opened if needed (IO loop only)."""
         conn = self._connections.get(address)
         if conn is not None and not conn.closed:
             return conn
-        from actorgrpc.client import Connection
-
         conn = self._connections[address] = Connection(self, address)
         return conn
 
@@ -424,7 +378,7 @@ class Node:
     def dispatch(
         self, env: mailbox_pb2.Envelope, reply: ReplyCallback, *, sized: bool = False
     ) -> Gate | None:
-        """Route a request that arrived on this node's server; the gate of the way it took.
+        """Route a request that arrived on this process's server; the gate of the way it took.
 
         ``sized``: the stream message that carried it was within the size limit,
         so ``env`` is too and need not be measured.
@@ -434,15 +388,15 @@ class Node:
             return None
         if not sized:
             try:
-                check_size(env, self.max_message_size, "the message")
+                check_size(env, self.settings.max_message_size, "the message")
             except ResourceExhausted as exc:
                 reply(make_error_reply(env.id, exc))
                 return None
         target = env.target
-        actor = self.local(target) if target else self.main_actor
+        actor = self.registry.local(target) if target else self.main_actor
         if actor is not None:
-            self.deliver(actor, env, reply, self.loop)
-            return actor._gate
+            actor.deliver(env, reply, self.loop)
+            return actor.gate
         if self.resolver is not None:
             try:
                 # Forwarded envelopes travel on in batches, one level deeper:
@@ -476,12 +430,10 @@ class Node:
 
     def supervisor_client(self) -> SupervisorClient:
         """The client of the arbiter's Supervisor service (IO loop only)."""
-        from actorgrpc.client import SupervisorClient
-
         if self._supervisor_client is None:
             if self.arbiter_address is None:
                 raise ActorNotFound("no arbiter address known in this process")
             self._supervisor_client = SupervisorClient(
-                self, wire.format_address(self.arbiter_address)
+                self.settings, self.metadata, format_address(self.arbiter_address)
             )
         return self._supervisor_client

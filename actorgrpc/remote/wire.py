@@ -8,28 +8,25 @@ refused with an error naming the type.
 
 from __future__ import annotations
 
-import functools
 import pickle
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from actorgrpc.v1 import value_pb2
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from actorgrpc._typing import Address
-from actorgrpc.errors import BadRequest, PermissionDenied
-from actorgrpc.proxy import ActorProxy
-from actorgrpc.v1 import value_pb2
+from actorgrpc.core.errors import BadRequest, PermissionDenied
+from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
 
 __all__ = [
+    "check_depth",
     "decode",
     "decode_kwargs",
     "encode",
     "encode_args",
     "encode_into",
     "encode_kwargs",
-    "format_address",
-    "parse_address",
     "proxy_from_ref",
     "ref_from_proxy",
 ]
@@ -41,25 +38,6 @@ _DECIMAL = re.compile(r"-?[0-9]+")
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _Value = value_pb2.Value
-
-
-@functools.lru_cache(maxsize=4096)
-def format_address(address: Address) -> str:
-    """``('127.0.0.1', 80)`` -> ``'127.0.0.1:80'`` (IPv6 hosts in brackets)."""
-    host, port = address
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{host}:{port}"
-
-
-def parse_address(text: str) -> Address:
-    """``'127.0.0.1:80'`` -> ``('127.0.0.1', 80)``; raises ValueError when malformed."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isascii() or not port.isdigit():
-        raise ValueError(f"not a host:port address: {text[:80]!r}")
-    if int(port) > 65535:
-        raise ValueError(f"port out of range in {text[:80]!r}")
-    return host.strip("[]"), int(port)
 
 
 def ref_from_proxy(proxy: ActorProxy) -> value_pb2.ActorRef:

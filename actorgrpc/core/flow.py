@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from actorgrpc.handoff import post
+from actorgrpc.core.errors import ResourceExhausted
+from actorgrpc.core.handoff import post
 
 __all__ = ["DEFAULT_MAILBOX_LIMIT", "Gate"]
 
@@ -62,6 +63,14 @@ class Gate:
     def wait(self, timeout: float | None) -> bool:
         """Block this thread until the gate opens; False after ``timeout`` seconds."""
         return self._open.wait(timeout)
+
+    def wait_for_room(self, timeout: float, target: str) -> None:
+        """Block plain code until the gate opens; ResourceExhausted after ``timeout`` seconds."""
+        if not self._open.wait(timeout):
+            raise ResourceExhausted(
+                f"the mailbox of {target} stayed full for {timeout:g}s: it reads "
+                "slower than it is written to"
+            )
 
     async def wait_async(self) -> None:
         """Wait on the running loop until the gate opens."""

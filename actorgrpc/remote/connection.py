@@ -1,6 +1,6 @@
-"""grpc.aio clients: mailbox streams to other nodes, and the Supervisor stub.
+"""Connections: one long-lived Mailbox stream from this process to a peer, and its channel.
 
-IO loop only: every object here belongs to the node's IO loop.
+IO loop only: every object here belongs to the transport's IO loop.
 """
 
 from __future__ import annotations
@@ -8,23 +8,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
+from actorgrpc.v1 import mailbox_pb2_grpc
 
-from actorgrpc import wire
-from actorgrpc.errors import ActorNotAvailable
-from actorgrpc.flow import Gate
-from actorgrpc.mailbox import Outbox, expand, make_error_reply
-from actorgrpc.v1 import mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
+from actorgrpc.core.errors import ActorNotAvailable
+from actorgrpc.core.flow import Gate
+from actorgrpc.core.proxy import format_address
+from actorgrpc.remote.envelopes import expand, make_error_reply
+from actorgrpc.remote.outbox import Outbox
+from actorgrpc.remote.security import TLSConfig
 
 if TYPE_CHECKING:
-    from actorgrpc._typing import Address, ReplyCallback
-    from actorgrpc.node import Node
-    from actorgrpc.proxy import ActorProxy
     from actorgrpc.v1 import mailbox_pb2
 
-__all__ = ["Connection", "SupervisorClient", "channel_options", "open_channel"]
+    from actorgrpc.core._typing import Address, ReplyCallback
+    from actorgrpc.core.settings import Settings
+
+__all__ = ["Connection", "ConnectionOwner", "channel_options", "open_channel"]
 
 log = logging.getLogger("actorgrpc")
 
@@ -47,27 +49,39 @@ def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
     ]
 
 
-def open_channel(node: Node, address: str) -> grpc.aio.Channel:
-    """A channel from this node to ``address``, with the tree's TLS if any."""
-    options = channel_options(node.max_message_size)
-    if node.tls is not None:
-        return grpc.aio.secure_channel(address, node.tls.channel_credentials(), options=options)
+def open_channel(settings: Settings, address: str) -> grpc.aio.Channel:
+    """A channel to ``address``, with the tree's TLS if any."""
+    options = channel_options(settings.max_message_size)
+    tls = settings.tls
+    if isinstance(tls, TLSConfig):
+        return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
     return grpc.aio.insecure_channel(address, options=options)
 
 
-class Connection:
-    """One long-lived Mailbox.Stream to another node, with its pending replies."""
+class ConnectionOwner(Protocol):
+    """What a connection needs of the transport that opened it."""
 
-    def __init__(self, node: Node, peer: Address) -> None:
+    settings: Settings
+    #: Metadata every outgoing call carries (the secret).
+    metadata: tuple[tuple[str, str], ...]
+
+    def drop_connection(self, conn: Connection, broken: bool = False) -> None: ...
+
+
+class Connection:
+    """One long-lived Mailbox.Stream to another process, with its pending replies."""
+
+    def __init__(self, owner: ConnectionOwner, peer: Address) -> None:
         #: The peer's address, and as text.
         self.peer = peer
-        self.address = wire.format_address(peer)
+        self.address = format_address(peer)
         self.closed = False
-        self._node = node
+        self._owner = owner
         self._pending: dict[int, ReplyCallback] = {}
-        self._channel = open_channel(node, self.address)
-        self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(metadata=node.metadata)
-        self._outbox = Outbox(self._call.write, Gate(node.mailbox_limit))
+        settings = owner.settings
+        self._channel = open_channel(settings, self.address)
+        self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(metadata=owner.metadata)
+        self._outbox = Outbox(self._call.write, Gate(settings.mailbox_limit))
         #: Closed while this stream's queue is full.
         self.gate = self._outbox.gate
         self._writer = asyncio.ensure_future(self._write_all())
@@ -118,7 +132,7 @@ class Connection:
             return
         self.closed = True
         self._outbox.close()
-        self._node.drop_connection(self, broken=True)
+        self._owner.drop_connection(self, broken=True)
         self._fail_all(reason)
         if not self._reader.done():
             self._reader.cancel()
@@ -144,48 +158,8 @@ class Connection:
             await asyncio.wait_for(asyncio.shield(self._writer), 1.0)
         with contextlib.suppress(Exception):
             await self._call.done_writing()
-        self._node.drop_connection(self)
+        self._owner.drop_connection(self)
         self._writer.cancel()
         self._reader.cancel()
         self._fail_all("the connection was closed")
-        await self._channel.close(None)
-
-
-class SupervisorClient:
-    """Calls to the arbiter's Supervisor service."""
-
-    def __init__(self, node: Node, address: str) -> None:
-        self.address = address
-        self._metadata = node.metadata
-        self._channel = open_channel(node, address)
-        self._stub = supervisor_pb2_grpc.SupervisorStub(self._channel)
-
-    async def handshake(
-        self, request: supervisor_pb2.HandshakeRequest, timeout: float
-    ) -> supervisor_pb2.HandshakeResponse:
-        """Register with the arbiter."""
-        return await self._stub.Handshake(request, timeout=timeout, metadata=self._metadata)
-
-    async def notify(
-        self, request: supervisor_pb2.NotifyRequest, timeout: float
-    ) -> supervisor_pb2.NotifyResponse:
-        """Report liveness, state and info."""
-        return await self._stub.Notify(request, timeout=timeout, metadata=self._metadata)
-
-    async def lookup(self, target: str, timeout: float) -> ActorProxy | None:
-        """Find an actor by aid or name; None when the arbiter knows none."""
-        try:
-            response = await self._stub.Lookup(
-                supervisor_pb2.LookupRequest(target=target),
-                timeout=timeout,
-                metadata=self._metadata,
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise ActorNotAvailable(f"arbiter at {self.address}: {exc.details()}") from None
-        return wire.proxy_from_ref(response.ref)
-
-    async def close(self) -> None:
-        """Close the channel."""
         await self._channel.close(None)

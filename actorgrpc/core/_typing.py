@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
-
-if TYPE_CHECKING:
-    from actorgrpc.v1 import mailbox_pb2
+from typing import Any, TypeAlias
 
 #: A (host, port) pair.
 Address: TypeAlias = tuple[str, int]
+#: A message in flight, as the transport's codec makes it (opaque to the core:
+#: the remote layer's is an ``actorgrpc.v1.Envelope``).
+Envelope: TypeAlias = Any
 #: Called with the reply envelope of a request; may be called from any thread.
-ReplyCallback: TypeAlias = "Callable[[mailbox_pb2.Envelope], None]"
+ReplyCallback: TypeAlias = Callable[[Envelope], None]
 #: An actor hook: called with the actor; may return an awaitable.
 Hook: TypeAlias = Callable[[Any], Any]

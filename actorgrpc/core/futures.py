@@ -11,22 +11,65 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, Protocol, TypeVar
 
-from actorgrpc.errors import ActorTimeout
-from actorgrpc.handoff import poster_for
+from actorgrpc.core.errors import ActorTimeout
+from actorgrpc.core.handoff import poster_for
 
-__all__ = ["ActorFuture", "Settle", "new_future", "running_loop", "runs_here"]
+__all__ = [
+    "ActorFuture",
+    "BlockingFuture",
+    "Settle",
+    "new_future",
+    "running_loop",
+    "runs_here",
+]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 #: Settles a future: ``settle(True, value)`` or ``settle(False, exception)``.
 Settle = Callable[[bool, Any], None]
 
 
-class ActorFuture(concurrent.futures.Future[Any]):
+class ActorFuture(Protocol[T_co]):
+    """What ``send`` and ``spawn`` return: a future of the reply (of the proxy, for spawn).
+
+    From plain code it is a :class:`BlockingFuture`: ``result(timeout)`` waits
+    and raises ActorTimeout when no reply came in time. Inside an actor (a
+    running event loop) it is an asyncio future: ``await`` it. ``aid`` names
+    the actor concerned on spawn's futures.
+    """
+
+    def __await__(self) -> Generator[Any, None, T_co]: ...
+
+    def result(self, timeout: float | None = None) -> T_co:
+        """The reply, waiting up to ``timeout`` seconds (plain code; await it in an actor)."""
+        ...
+
+    def done(self) -> bool:
+        """True once the reply (or an error) has come, or the future was cancelled."""
+        ...
+
+    def cancel(self) -> bool:
+        """Stop waiting: a reply that comes later is dropped."""
+        ...
+
+    def cancelled(self) -> bool:
+        """True if it was cancelled."""
+        ...
+
+    def add_done_callback(self, fn: Callable[[Any], object], /) -> None:
+        """Call ``fn(future)`` once it is done."""
+        ...
+
+
+class BlockingFuture(concurrent.futures.Future[T]):
     """A concurrent future whose ``result(timeout)`` raises ActorTimeout.
 
     ``aid`` is the aid of the actor concerned (set at once by ``spawn``).
+    It can be awaited too, from any event loop.
     """
 
     def __init__(self, aid: str = "", what: str = "") -> None:
@@ -34,13 +77,17 @@ class ActorFuture(concurrent.futures.Future[Any]):
         self.aid = aid
         self._what = what
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T:
+        """The reply; ActorTimeout (a TimeoutError) when none came within ``timeout`` seconds."""
         try:
             return super().result(timeout)
         except TimeoutError:
             if self.done():
                 raise
             raise ActorTimeout(f"no reply {self._what} within {timeout}s") from None
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return asyncio.wrap_future(self).__await__()
 
 
 class AioActorFuture(asyncio.Future[Any]):
@@ -93,7 +140,7 @@ def new_future(
     futures carry ``.aid`` (spawn's); others are plain, cheaper asyncio futures.
     """
     if loop is None:
-        cfut = ActorFuture(aid, what)
+        cfut: BlockingFuture[Any] = BlockingFuture(aid, what)
 
         def settle_sync(ok: bool, value: Any) -> None:
             try:

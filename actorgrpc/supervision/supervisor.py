@@ -2,8 +2,11 @@
 
 It records every actor the arbiter spawned (an ActorProxyMonitor each),
 resolves spawn futures when actors report RUN, keeps a death record for
-every actor that ends, and answers Info and Lookup. IO loop only: nothing
-here is thread-safe, and nothing here imports grpc.
+every actor that ends, and answers lookups. Handshakes and notifies come in
+as plain data (``actorgrpc.core.interfaces``): from thread actors through
+``LocalSupervisorClient``, from other processes through the remote layer's
+Supervisor service, which also builds the wire form of the tree's Info. IO
+loop only: nothing here is thread-safe.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import concurrent.futures
 import hmac
 import logging
 import secrets
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from actorgrpc import wire
-from actorgrpc.actor import Actor
-from actorgrpc.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.errors import (
+from actorgrpc.core.actor import Actor
+from actorgrpc.core.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
+from actorgrpc.core.errors import (
     ActorNotAvailable,
     ActorNotFound,
     BadRequest,
@@ -27,20 +30,20 @@ from actorgrpc.errors import (
     remote_error,
     short,
 )
-from actorgrpc.proxy import ActorProxy, ActorProxyMonitor
-from actorgrpc.v1 import supervisor_pb2
+from actorgrpc.core.interfaces import Handshake, Notice, Welcome
+from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
+from actorgrpc.supervision.managed import ActorProxyMonitor
+from actorgrpc.supervision.runners import TERMINATED_EXIT_CODE
 
 if TYPE_CHECKING:
-    from actorgrpc._typing import Address
-    from actorgrpc.futures import Settle
-    from actorgrpc.node import Node
+    from actorgrpc.core._typing import Address
+    from actorgrpc.core.futures import Settle
+    from actorgrpc.core.interfaces import Transport
 
 __all__ = ["LocalSupervisorClient", "Supervisor"]
 
 log = logging.getLogger("actorgrpc")
 _S = ACTOR_STATES
-#: Exit code of a process actor that stopped because it was sent SIGTERM.
-TERMINATED_EXIT_CODE = 128 + 15
 #: Death records kept (the oldest go first).
 MAX_DEATH_RECORDS = 1000
 
@@ -57,7 +60,7 @@ class Supervisor:
         self._sessions: dict[str, str] = {}
         self._waiters: dict[str, Settle] = {}
         self._ended: dict[str, asyncio.Event] = {}
-        #: Supervising actors (the arbiter, monitors) by aid: each keeps its
+        #: Actor actors (the arbiter, monitors) by aid: each keeps its
         #: own ``managed_actors`` and ``terminated_actors``.
         self.owners: dict[str, Actor] = {arbiter.aid: arbiter}
 
@@ -91,9 +94,7 @@ class Supervisor:
                 f"the name {short(name)} is taken by actor {owner or self.arbiter.aid}"
             )
 
-    def handshake(
-        self, request: supervisor_pb2.HandshakeRequest
-    ) -> supervisor_pb2.HandshakeResponse:
+    def handshake(self, request: Handshake) -> Welcome:
         """A spawned actor announces its address."""
         monitor = self.managed.get(request.aid)
         if monitor is None and request.kind == "external":
@@ -101,26 +102,26 @@ class Supervisor:
         elif monitor is None or self._tokens.get(request.aid) != request.spawn_token:
             raise ActorNotFound(f"no actor {short(request.aid)} was spawned here")
         try:
-            monitor.address = wire.parse_address(request.address)
+            monitor.address = parse_address(request.address)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         monitor.pid = request.pid
         monitor.language = request.language or "python"
         monitor.state = _S.STARTING
-        node = self.arbiter._node
-        if monitor.address != node.address:
+        transport = self.arbiter.transport
+        if monitor.address != transport.address:
             # The stream opens now: it carries the arbiter's requests, and its
             # breaking is the first sign of death for actors with no process here.
-            monitor.mailbox = node.connection(monitor.address)
+            monitor.mailbox = transport.connect(monitor.address)
         monitor.notified = monitor.started = time.time()
         session = self._sessions[request.aid] = secrets.token_hex(16)
-        return supervisor_pb2.HandshakeResponse(
-            arbiter=wire.ref_from_proxy(self.arbiter.proxy),
+        return Welcome(
+            arbiter=self.arbiter.proxy,
             notify_period=MONITOR_TASK_PERIOD,
             session_token=session,
         )
 
-    def _add_external(self, request: supervisor_pb2.HandshakeRequest) -> ActorProxyMonitor:
+    def _add_external(self, request: Handshake) -> ActorProxyMonitor:
         """An actor that runs on its own (another language, another host) joins."""
         aid = request.aid
         if not aid or len(aid) > 128 or not aid.isprintable() or aid == self.arbiter.aid:
@@ -128,7 +129,7 @@ class Supervisor:
         if aid in self.terminated:
             raise BadRequest(f"aid {aid!r} belonged to an actor that ended; choose a new one")
         try:
-            address = wire.parse_address(request.address)
+            address = parse_address(request.address)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         if not address[1]:
@@ -143,32 +144,32 @@ class Supervisor:
         """End actors no process or thread watches once they miss two notifies."""
         limit = time.time() - 1.75 * MONITOR_TASK_PERIOD
         for monitor in list(self.managed.values()):
-            if monitor.impl is None and monitor.notified and monitor.notified < limit:
+            if monitor.runner is None and monitor.notified and monitor.notified < limit:
                 self.actor_exited(monitor.aid, None, "missed its notifies: presumed dead")
 
-    def notify(self, request: supervisor_pb2.NotifyRequest) -> supervisor_pb2.NotifyResponse:
-        """An actor reports its state and info."""
+    def notify(self, request: Notice) -> bool:
+        """An actor reports its state and info; False when it is not known here."""
         monitor = self.managed.get(request.aid)
         if monitor is None:
-            return supervisor_pb2.NotifyResponse(known=False)
+            return False
         expected = self._sessions.get(request.aid)
         if expected is None or not hmac.compare_digest(expected, request.session_token):
             raise PermissionDenied(f"notify for {request.aid!r} without its session token")
         monitor.notified = time.time()
         # States only move forward; notifies may arrive out of order (concurrent RPCs).
         monitor.state = max(monitor.state, request.state)
-        if request.HasField("info"):
+        if request.info is not None:
             # Read when someone asks: most notifies are never looked at.
-            monitor.set_raw_info(request.info)
+            monitor.set_packed_info(request.info)
         if request.error:
             monitor.info["error"] = {"error": request.error, "traceback": request.traceback}
             type_name, _, message = request.error.partition(": ")
             self._settle(request.aid, False, remote_error(type_name, message, request.traceback))
         elif request.state == _S.RUN:
             self._settle(request.aid, True, monitor.proxy)
-        elif request.state >= _S.CLOSE and monitor.impl is None:
+        elif request.state >= _S.CLOSE and monitor.runner is None:
             self.actor_exited(request.aid, 0 if request.state == _S.CLOSE else None)
-        return supervisor_pb2.NotifyResponse(known=True)
+        return True
 
     def _settle(self, aid: str, ok: bool, value: Any) -> None:
         waiter = self._waiters.pop(aid, None)
@@ -205,11 +206,11 @@ class Supervisor:
         if owner is not None:
             if owner.managed_actors is not None:
                 owner.managed_actors.pop(aid, None)
-            record["pool_restarts"] = owner._worker_ended(aid, record)
+            record["pool_restarts"] = owner.worker_ended(aid, record)
         self.terminated[aid] = record
         while len(self.terminated) > MAX_DEATH_RECORDS:
             del self.terminated[next(iter(self.terminated))]
-        monitor._mark_ended(record)
+        monitor.mark_ended(record)
         self._settle(aid, False, ActorNotAvailable(f"actor {aid} ended before it started: {how}"))
         event = self._ended.pop(aid, None)
         if event is not None:
@@ -253,69 +254,8 @@ class Supervisor:
     def address_lost(self, address: Address) -> None:
         """The mailbox stream to ``address`` broke: actors nobody else watches there ended."""
         for monitor in list(self.managed.values()):
-            if monitor.impl is None and monitor.address == address:
+            if monitor.runner is None and monitor.address == address:
                 self.actor_exited(monitor.aid, None, "its mailbox stream broke: presumed dead")
-
-    def lookup_ref(self, target: str) -> supervisor_pb2.LookupResponse:
-        """Lookup for the Supervisor service; raises ActorNotFound."""
-        proxy = self.lookup(target)
-        if proxy is None:
-            raise ActorNotFound(f"no actor {short(target)} in this tree")
-        return supervisor_pb2.LookupResponse(ref=wire.ref_from_proxy(proxy))
-
-    def summary(self, monitor: ActorProxyMonitor, now: float) -> supervisor_pb2.ActorSummary:
-        """One actor as the arbiter last saw it."""
-        raw = monitor.raw_info
-        if raw is None:  # info set in Python: encode it once here
-            raw = wire.encode(monitor.info, allow_pickle=False) if monitor.info else None
-        # Read the few typed fields straight off the Value: decoding and
-        # re-encoding every actor's info made Info slow on big trees.
-        actor = _entries(raw, "actor")
-        system = _entries(raw, "system")
-        out = supervisor_pb2.ActorSummary(
-            ref=wire.ref_from_proxy(monitor.proxy),
-            kind=monitor.kind,
-            language=monitor.language,
-            pid=monitor.pid,
-            state=monitor.state,
-            info_state=ACTOR_STATES.DESCRIPTION.get(monitor.state, "unknown"),
-            # From the handshake: an idle actor's last info may be minutes old.
-            uptime=round(now - monitor.started, 3) if monitor.started else _number(actor, "uptime"),
-            memory_rss=int(_number(system, "memory_rss")),
-            commands_handled=int(_number(actor, "commands_handled")),
-            last_notified=round(now - monitor.notified, 3) if monitor.notified else 0.0,
-            supervisor=monitor.supervisor,
-        )
-        if raw is not None:
-            out.info.CopyFrom(raw)
-        return out
-
-    def tree_info(self) -> supervisor_pb2.InfoResponse:
-        """The arbiter and every live actor, plus death records."""
-        now = time.time()
-        arb = self.arbiter
-        # The arbiter's own info, without the actors listed after it anyway.
-        arb_info = Actor.info(arb)
-        monitors_info = getattr(arb, "monitors_info", None)
-        if monitors_info is not None:
-            arb_info["monitors"] = monitors_info()
-        me = supervisor_pb2.ActorSummary(
-            ref=wire.ref_from_proxy(arb.proxy),
-            kind="arbiter",
-            language="python",
-            pid=arb_info["system"]["pid"],
-            state=arb.state,
-            info_state=arb.info_state,
-            uptime=arb_info["actor"]["uptime"],
-            memory_rss=arb_info["system"]["memory_rss"],
-            commands_handled=arb_info["actor"]["commands_handled"],
-        )
-        me.info.CopyFrom(wire.encode(arb_info, allow_pickle=False))
-        out = supervisor_pb2.InfoResponse(actors=[me])
-        for monitor in list(self.managed.values()):
-            out.actors.append(self.summary(monitor, now))
-        out.terminated.CopyFrom(wire.encode(dict(self.terminated), allow_pickle=False))
-        return out
 
     def actors_info(self) -> list[dict[str, Any]]:
         """Latest info of every live actor, for the arbiter's info()."""
@@ -328,7 +268,7 @@ class Supervisor:
                     "kind": m.kind,
                     "language": m.language,
                     "pid": m.pid,
-                    "address": wire.format_address(m.address),
+                    "address": format_address(m.address),
                     "state": m.state,
                     "info_state": ACTOR_STATES.DESCRIPTION.get(m.state, "unknown"),
                     "last_notified": m.notified,
@@ -338,33 +278,12 @@ class Supervisor:
         return out
 
 
-def _entries(value: Any, key: str) -> Any:
-    """The map under ``key`` of a map Value, or None."""
-    if value is None or value.WhichOneof("kind") != "map_value":
-        return None
-    inner = value.map_value.fields.get(key)
-    if inner is None or inner.WhichOneof("kind") != "map_value":
-        return None
-    return inner.map_value.fields
-
-
-def _number(fields: Any, key: str) -> float:
-    """A number from a map Value's fields, 0 when absent or not a number."""
-    if fields is None or key not in fields:
-        return 0.0
-    value = fields[key]
-    kind = value.WhichOneof("kind")
-    return float(getattr(value, kind)) if kind in ("int_value", "double_value") else 0.0
-
-
 def _describe_exit(exitcode: int | None) -> str:
     if exitcode is None:
         return "ended without an exit code"
     if exitcode == TERMINATED_EXIT_CODE:
         return "terminated by SIGTERM (it stopped gracefully)"
     if exitcode < 0:
-        import signal
-
         try:
             return f"killed by signal {signal.Signals(-exitcode).name}"
         except ValueError:
@@ -378,8 +297,8 @@ class LocalSupervisorClient:
     Calls hop onto the IO loop, where the supervisor lives, without gRPC.
     """
 
-    def __init__(self, node: Node, supervisor: Supervisor) -> None:
-        self._node = node
+    def __init__(self, transport: Transport, supervisor: Supervisor) -> None:
+        self._transport = transport
         self._sup = supervisor
 
     async def _on_io(self, fn: Any, request: Any) -> Any:
@@ -394,23 +313,26 @@ class LocalSupervisorClient:
                 result.set_exception(exc)
 
         try:
-            self._node.call_soon(call)
+            self._transport.call_soon(call)
         except RuntimeError:
             raise ActorNotAvailable("the arbiter has stopped") from None
         return await asyncio.wrap_future(result)
 
-    async def handshake(
-        self, request: supervisor_pb2.HandshakeRequest, timeout: float
-    ) -> supervisor_pb2.HandshakeResponse:
+    async def handshake(self, request: Handshake, timeout: float) -> Welcome:
         """Register with the arbiter."""
-        return await asyncio.wait_for(self._on_io(self._sup.handshake, request), timeout)
+        welcome: Welcome = await asyncio.wait_for(
+            self._on_io(self._sup.handshake, request), timeout
+        )
+        return welcome
 
-    async def notify(
-        self, request: supervisor_pb2.NotifyRequest, timeout: float
-    ) -> supervisor_pb2.NotifyResponse:
+    async def notify(self, notice: Notice, timeout: float) -> bool:
         """Report liveness, state and info."""
-        return await asyncio.wait_for(self._on_io(self._sup.notify, request), timeout)
+        known: bool = await asyncio.wait_for(self._on_io(self._sup.notify, notice), timeout)
+        return known
 
     async def lookup(self, target: str, timeout: float) -> ActorProxy | None:
         """Find an actor by aid or name."""
-        return await asyncio.wait_for(self._on_io(self._sup.lookup, target), timeout)
+        proxy: ActorProxy | None = await asyncio.wait_for(
+            self._on_io(self._sup.lookup, target), timeout
+        )
+        return proxy

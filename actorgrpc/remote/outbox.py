@@ -1,4 +1,4 @@
-"""Envelopes and outboxes: the stream protocol shared by servers and clients.
+"""Outboxes: envelopes waiting to be written on one stream, written in batches.
 
 An outbox queues envelopes for one direction of one stream and writes them
 in batches: a lone envelope goes out at once, and whatever piles up while a
@@ -10,80 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
-from actorgrpc import wire
-from actorgrpc.errors import ResourceExhausted, error_to_pb
-from actorgrpc.flow import Gate
 from actorgrpc.v1 import mailbox_pb2
 
-__all__ = ["Outbox", "check_size", "expand", "make_error_reply", "make_reply"]
+from actorgrpc.core.flow import Gate
+from actorgrpc.remote.envelopes import BATCH, MAX_BATCH, MAX_BATCH_BYTES, Envelope
 
-Envelope = mailbox_pb2.Envelope
-REQUEST = mailbox_pb2.ENVELOPE_KIND_REQUEST
-REPLY = mailbox_pb2.ENVELOPE_KIND_REPLY
-BATCH = mailbox_pb2.ENVELOPE_KIND_BATCH
-
-#: Most envelopes, and most bytes, carried in one stream message.
-MAX_BATCH = 512
-MAX_BATCH_BYTES = 1024 * 1024
-
-
-def expand(env: mailbox_pb2.Envelope) -> Iterable[mailbox_pb2.Envelope]:
-    """The envelopes a stream message carries (itself, or its batch)."""
-    # A sequence, not a generator: one per stream message, on the hot path.
-    return env.batch if env.kind == BATCH else (env,)
-
-
-# Results whose encoding is a few bytes.
-_SMALL = frozenset({type(None), bool, int, float})
-
-
-def _fits(result: Any, limit: int) -> bool:
-    """True when a reply carrying ``result`` is surely within ``limit`` bytes.
-
-    Spares the common replies ``ByteSize``, which in upb serializes the
-    whole message: for a 1 MB result, a second serialization.
-    """
-    t = type(result)
-    if t in _SMALL:
-        return True
-    if t is bytes:
-        return len(result) + 64 <= limit
-    if t is str:
-        return 4 * len(result) + 64 <= limit  # UTF-8: at most 4 bytes a character
-    return False
-
-
-def make_reply(
-    request_id: int, result: Any, *, allow_pickle: bool, limit: int = 0
-) -> mailbox_pb2.Envelope:
-    """A reply carrying ``result``; an unencodable or oversized one becomes an error reply."""
-    env = Envelope(id=request_id, kind=REPLY)
-    try:
-        wire.encode_into(env.result, result, allow_pickle=allow_pickle)
-        if limit and not _fits(result, limit):
-            check_size(env, limit, "reply")
-    except Exception as exc:
-        return make_error_reply(request_id, exc)
-    return env
-
-
-def check_size(env: mailbox_pb2.Envelope, limit: int, what: str, action: str = "") -> None:
-    """Raise ResourceExhausted when ``env`` is bigger than ``limit`` bytes."""
-    size = env.ByteSize()
-    if size > limit:
-        what = f"{what} for {action!r}" if action else what
-        raise ResourceExhausted(
-            f"{what} of {size} bytes exceeds the limit of {limit} bytes (max_message_size)"
-        )
-
-
-def make_error_reply(request_id: int, exc: BaseException) -> mailbox_pb2.Envelope:
-    """A reply carrying the error ``exc``."""
-    return Envelope(id=request_id, kind=REPLY, error=error_to_pb(exc))
+__all__ = ["Outbox"]
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:

@@ -7,17 +7,28 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from actorgrpc.actor import Actor, new_aid
-from actorgrpc.concurrency import check_spawn_params
+from actorgrpc.core.actor import Actor, check_spawn_params, new_aid
 
 if TYPE_CHECKING:
-    from actorgrpc.arbiter import Arbiter
-    from actorgrpc.concurrency import OnExit
-    from actorgrpc.proxy import ActorProxyMonitor
+    from actorgrpc.core.interfaces import Transport
+    from actorgrpc.core.proxy import ActorProxy
+    from actorgrpc.supervision.managed import ActorProxyMonitor
 
-__all__ = ["Monitor", "MonitorConcurrency"]
+__all__ = ["Monitor", "PoolOwner"]
+
+
+class PoolOwner(Protocol):
+    """What a monitor needs of the arbiter that owns it."""
+
+    aid: str
+
+    @property
+    def transport(self) -> Transport: ...
+    def after_run(self) -> bool: ...
+    async def spawn_here(self, **params: Any) -> ActorProxy: ...
+
 
 log = logging.getLogger("actorgrpc")
 
@@ -35,7 +46,7 @@ class Monitor(Actor):
     def __init__(
         self,
         *,
-        arbiter: Arbiter,
+        arbiter: PoolOwner,
         name: str,
         num_workers: int = 1,
         max_restarts: int = 10,
@@ -60,7 +71,11 @@ class Monitor(Actor):
         # Validate the worker parameters now, where the mistake was made.
         check_spawn_params(worker_params)
         super().__init__(
-            aid=new_aid(), name=name, node=arbiter._node, kind="monitor", supervisor=arbiter.aid
+            aid=new_aid(),
+            name=name,
+            transport=arbiter.transport,
+            kind="monitor",
+            supervisor=arbiter.aid,
         )
         self.num_workers = num_workers
         self.max_restarts = max_restarts
@@ -112,7 +127,7 @@ class Monitor(Actor):
 
     async def _spawn_worker(self) -> None:
         try:
-            await self._arbiter._spawn_here(**self.worker_params, _supervisor=self.aid)
+            await self._arbiter.spawn_here(**self.worker_params, _supervisor=self.aid)
         except Exception as exc:
             log.error("monitor %s: a worker failed to start: %s", self.name, exc)
             self.extra["last_spawn_error"] = f"{type(exc).__name__}: {exc}"
@@ -142,7 +157,7 @@ class Monitor(Actor):
         self.restarts += 1
         return True
 
-    def _worker_ended(self, aid: str, record: dict[str, Any]) -> int:
+    def worker_ended(self, aid: str, record: dict[str, Any]) -> int:
         """A worker ended: replace it (unless stopping or out of restarts)."""
         self.terminated_actors[aid] = record
         stopping = self.after_run() or self._arbiter.after_run()
@@ -169,54 +184,3 @@ class Monitor(Actor):
             "restart_window": self.restart_window,
             "restarting": self.restarting,
         }
-
-
-class MonitorConcurrency:
-    """Runs a monitor as a task on the arbiter's IO loop."""
-
-    def __init__(self, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> None:
-        self.monitor = monitor
-        self.pid = 0
-        self._loop = loop
-        self._task: asyncio.Task[None] | None = None
-        self._done = threading.Event()
-        self._on_exit: OnExit | None = None
-
-    def start(self) -> None:
-        """Start the monitor's life on the IO loop (call it there)."""
-        if self._task is None:
-            self._task = self._loop.create_task(self._main())
-
-    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None:
-        """Call ``on_exit(code, how)`` when the monitor ends."""
-        self._on_exit = on_exit
-
-    async def _main(self) -> None:
-        code: int | None = 0
-        how = ""
-        try:
-            await self.monitor._run()
-        except asyncio.CancelledError:
-            code, how = None, "terminated: cut off after it did not stop in time"
-        except Exception as exc:
-            log.exception("monitor %s failed", self.monitor.name)
-            code, how = 1, f"failed: {exc!r}"
-        finally:
-            self._done.set()
-            if self._on_exit is not None:
-                self._on_exit(code, how)
-
-    def is_alive(self) -> bool:
-        """True while the monitor runs."""
-        return self._task is not None and not self._done.is_set()
-
-    def terminate(self) -> None:
-        """Cut the monitor off."""
-        if self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
-
-    kill = terminate
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the monitor to end; True if it has."""
-        return self._done.wait(timeout)

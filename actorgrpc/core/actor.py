@@ -1,0 +1,713 @@
+"""The Actor: state, hooks, commands handled, info, and its life on its loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from actorgrpc.core.commands import Request, find_command, get_command
+from actorgrpc.core.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
+from actorgrpc.core.errors import ActorNotAvailable
+from actorgrpc.core.flow import Gate
+from actorgrpc.core.futures import ActorFuture, new_future, running_loop
+from actorgrpc.core.handoff import poster_for
+from actorgrpc.core.interfaces import Handshake, Notice
+from actorgrpc.core.proxy import ActorProxy, format_address
+from actorgrpc.core.registry import current_transport
+
+if TYPE_CHECKING:
+    from actorgrpc.core._typing import Address, Envelope, Hook, ReplyCallback
+    from actorgrpc.core.interfaces import SupervisorLink, Transport
+
+__all__ = [
+    "HOOKS",
+    "SPAWN_TIMEOUT",
+    "Actor",
+    "check_spawn_params",
+    "get_actor",
+    "new_aid",
+    "send",
+    "set_system_figures",
+    "spawn",
+]
+
+log = logging.getLogger("actorgrpc")
+_current = threading.local()
+
+#: An actor whose state, extra and commands handled have not changed notifies
+#: only every this many periods: an idle tree costs its arbiter next to nothing,
+#: and any change still shows within one period.
+IDLE_NOTIFY_PERIODS = 10
+#: The hooks an actor may be given.
+HOOKS = ("start", "stopping", "periodic_task")
+#: Seconds spawn waits for a new actor to run, unless ``timeout`` says otherwise.
+SPAWN_TIMEOUT = 30.0
+_KINDS = ("process", "thread")
+
+
+# Results that are certainly not awaitable: skips inspect.isawaitable on the hot path.
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict})
+
+
+def _pid_only() -> dict[str, Any]:
+    return {"pid": os.getpid()}
+
+
+#: This process's figures for ``info()['system']`` (hosting plugs psutil's in).
+_system_figures: Callable[[], dict[str, Any]] = _pid_only
+
+
+def set_system_figures(figures: Callable[[], dict[str, Any]]) -> None:
+    """Use ``figures()`` for ``info()['system']`` of every actor in this process."""
+    global _system_figures
+    _system_figures = figures
+
+
+def get_actor() -> Actor | None:
+    """The actor controlling the current thread, or None."""
+    return getattr(_current, "actor", None)
+
+
+def new_aid() -> str:
+    """A fresh actor id."""
+    return uuid.uuid4().hex[:8]
+
+
+class Actor:
+    """An actor: it lives on one event loop and answers commands sent to it.
+
+    Actors are not made directly: ``spawn(...)`` makes them, in a child process
+    (``concurrency='process'``, the default) or on a thread of the arbiter's
+    process (``concurrency='thread'``). Hooks are plain or async callables
+    taking the actor::
+
+        def started(actor):
+            actor.extra['greeting'] = 'hello'
+
+        proxy = spawn(name='greeter', start=started).result(5)
+        send(proxy, 'info').result(5)['extra']   # {'greeting': 'hello'}
+
+    A subclass may be given as ``actor_class``; it must keep this constructor
+    (keyword arguments: ``aid``, ``name``, ``transport``, ``kind``, ``hooks``,
+    ``params``, ``supervisor``; the runtime passes them).
+    """
+
+    def __init__(
+        self,
+        *,
+        aid: str,
+        name: str | None,
+        transport: Transport,
+        kind: str,
+        hooks: Mapping[str, Hook] | None = None,
+        params: Mapping[str, Any] | None = None,
+        supervisor: str = "",
+    ) -> None:
+        #: Unique id of this actor.
+        self.aid = aid
+        #: The actor's name (unique in the tree), or None.
+        self.name = name
+        #: How it runs: "arbiter", "monitor", "process" or "thread" (pulsar: ``impl``).
+        self.kind = kind
+        #: ACTOR_STATES number.
+        self.state: int = ACTOR_STATES.INITIAL
+        #: Free-form data shown in ``info()['extra']``.
+        self.extra: dict[str, Any] = {}
+        #: The keyword arguments given to spawn that are not spawn's own.
+        self.params: dict[str, Any] = dict(params or {})
+        #: Handle of the next periodic task.
+        self.next_periodic_task: asyncio.Handle | None = None
+        #: Where to write information messages without the logger.
+        self.stream = sys.stderr
+        #: Supervisor registries: dicts in the arbiter (and monitors), None elsewhere.
+        self.monitors: dict[str, Any] | None = None
+        self.managed_actors: dict[str, Any] | None = None
+        self.terminated_actors: dict[str, dict[str, Any]] | None = None
+        self.registered: dict[str, Any] | None = None
+        #: The aid of the actor that supervises this one (the arbiter or a monitor).
+        self.supervisor_aid = supervisor
+        self._hooks = dict(hooks or {})
+        self._transport = transport
+        self._settings = transport.settings
+        self._codec = transport.codec
+        # Bound once: requests read their caller with it, when asked.
+        self._read_caller = self._codec.caller
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poster: Any = None
+        self._started_at = 0.0
+        self._commands_handled = 0
+        self._stop_requested: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # What a local receiver sees as the caller of this actor's requests:
+        # one proxy, made again once the transport's address is known (main()).
+        self._proxy = ActorProxy(aid, name, transport.address)
+        self._link: SupervisorLink | None = None
+        self._spawn_token = ""
+        self._session = ""
+        self._notified_at = 0.0
+        self._sleeping = False
+        self._notified_print: tuple[Any, ...] = ()
+        # Requests handed to this actor from other threads and not yet
+        # answered: failed, not lost, if the actor ends first.
+        self._inflight: dict[int, tuple[int, ReplyCallback]] = {}
+        self._keys = itertools.count()
+        # Closed while too many requests wait for this actor: senders then wait.
+        self._gate = Gate(self._settings.mailbox_limit)
+        self.exit_code: int | None = None
+
+    # -- attributes -------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop that drives the actor (None before it runs)."""
+        return self._loop
+
+    @property
+    def transport(self) -> Transport:
+        """This process's transport, which sends and receives for the actor."""
+        return self._transport
+
+    @property
+    def mailbox(self) -> Transport:
+        """pulsar's name for :attr:`transport`: what sends and receives the actor's messages."""
+        return self._transport
+
+    @property
+    def impl(self) -> str:
+        """pulsar's name for :attr:`kind`."""
+        return self.kind
+
+    @property
+    def address(self) -> Address:
+        """The (host, port) of the Mailbox server hosting this actor."""
+        return self._transport.address
+
+    @property
+    def proxy(self) -> ActorProxy:
+        """A picklable ActorProxy for this actor."""
+        return self._proxy
+
+    @property
+    def gate(self) -> Gate:
+        """Closed while this actor's mailbox is full: senders then wait for room."""
+        return self._gate
+
+    @property
+    def allow_pickle(self) -> bool:
+        """Whether pickled values are accepted and sent."""
+        return self._settings.allow_pickle
+
+    @property
+    def info_state(self) -> str:
+        """Current state description: initial, running, stopping, closed, ..."""
+        return str(ACTOR_STATES.DESCRIPTION[self.state])
+
+    # -- predicates (pulsar's) --------------------------------------------
+
+    def is_running(self) -> bool:
+        """True when running and its loop is running."""
+        return self.state == ACTOR_STATES.RUN and bool(self._loop and self._loop.is_running())
+
+    def started(self) -> bool:
+        """True once it has started (state >= RUN)."""
+        return self.state >= ACTOR_STATES.RUN
+
+    def after_run(self) -> bool:
+        """True when stopping or stopped."""
+        return self.state >= ACTOR_STATES.STOPPING
+
+    def closed(self) -> bool:
+        """True when it exited cleanly (state CLOSE)."""
+        return self.state == ACTOR_STATES.CLOSE
+
+    def stopped(self) -> bool:
+        """True when it exited (state >= CLOSE)."""
+        return self.state >= ACTOR_STATES.CLOSE
+
+    def is_arbiter(self) -> bool:
+        """True for the arbiter."""
+        return False
+
+    def is_monitor(self) -> bool:
+        """True for a monitor."""
+        return False
+
+    def is_process(self) -> bool:
+        """True for an actor running in a child process of its own."""
+        return self.kind == "process"
+
+    def on_own_loop(self) -> bool:
+        """True when called by code running on this actor's loop."""
+        loop = self._loop
+        return loop is not None and running_loop() is loop
+
+    # -- messages ---------------------------------------------------------
+
+    def send(
+        self, target: ActorProxy | str, action: str, *args: Any, **kwargs: Any
+    ) -> ActorFuture[Any]:
+        """Send ``action`` to ``target``: a future of the reply, or None for ack=False."""
+        cmd = find_command(action) if isinstance(action, str) else None
+        ack = cmd.ack if cmd is not None else True
+        fut = self._transport.request(self, target, action, args, kwargs, ack=ack)
+        return cast("ActorFuture[Any]", fut)
+
+    def spawn(self, **params: Any) -> ActorFuture[ActorProxy]:
+        """Spawn a new actor; a future with ``.aid`` set, resolving to its proxy."""
+        params = check_spawn_params(params)
+        fut = self._transport.request(self, "arbiter", "spawn", (), params, ack=True, tagged=True)
+        fut.aid = params["aid"]
+        return cast("ActorFuture[ActorProxy]", fut)
+
+    def get_actor(self, aid: str) -> Any:
+        """A future of the ActorProxy for ``aid`` (or a name), None when unknown."""
+
+        if not isinstance(aid, str):
+            raise TypeError(f"get_actor needs an aid or a name, not {aid!r}")
+        fut, settle = new_future(aid, f"looking up {aid!r}", running_loop())
+        local = self._transport.registry.local(aid)
+        link = self._link
+        if local is not None or self._loop is None or link is None:
+            settle(True, local.proxy if local is not None else None)
+            return fut
+
+        async def look_up() -> None:
+            try:
+                settle(True, await link.lookup(aid, MONITOR_TASK_PERIOD * 5))
+            except Exception as exc:
+                settle(False, exc)
+
+        asyncio.run_coroutine_threadsafe(look_up(), self._loop)
+        return fut
+
+    def actorparams(self) -> dict[str, Any]:
+        """Parameters for spawning an actor like this one."""
+        return {"actor_class": type(self), "concurrency": self.kind, **self._hooks, **self.params}
+
+    def deliver(
+        self,
+        env: Envelope,
+        on_reply: ReplyCallback,
+        running: asyncio.AbstractEventLoop | None,
+        *,
+        inline: bool = True,
+        caller: ActorProxy | None = None,
+    ) -> None:
+        """Hand a request to this actor, to run on its own loop; from any thread.
+
+        ``running`` is the caller's running loop (``running_loop()``; the IO
+        loop for routing code). ``inline`` runs the command at once when that
+        is this actor's loop: right for routing code, never for a sender (it
+        would run inside send()). ``caller`` is a local sender's proxy (else
+        the envelope's sender, if any, is the caller).
+        """
+        loop = self._loop
+        if loop is None:
+            on_reply(
+                self._codec.error_reply(
+                    env.id, ActorNotAvailable(f"actor {self.aid} is not running")
+                )
+            )
+            return
+        if running is loop:
+            if inline:
+                self._receive(env, on_reply, caller)
+            else:
+                loop.call_soon(self._receive, env, on_reply, caller)
+            return
+        tracked = self._track(env, on_reply)
+        try:
+            self._poster.post(self._receive, (env, tracked, caller))
+        except RuntimeError:
+            self.fail_pending("is not running")
+
+    def _receive(self, env: Envelope, reply: ReplyCallback, caller: ActorProxy | None) -> None:
+        """Run the command an envelope asks for; on this actor's loop.
+
+        ``caller`` is the sender's proxy when it is local; else the envelope says.
+        """
+        self._commands_handled += 1
+        if self._sleeping:
+            self._wake_periodic()
+        allow = self._settings.allow_pickle
+        try:
+            cmd = get_command(env.action)
+            args, kwargs = self._codec.read_args(env, allow)
+            # Without a local caller, the envelope names the sender (if any).
+            sent_by = env if caller is None else None
+            request = Request(self, caller, env.action, args, kwargs, sent_by, self._read_caller)
+            result = cmd.fn(request, *args, **kwargs)
+        except Exception as exc:
+            reply(self._codec.error_reply(env.id, exc))
+            return
+        if type(result) not in _PLAIN and inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            self._update_gate()
+            task.add_done_callback(lambda t: self._finish(t, env.id, reply))
+        else:
+            reply(self._codec.reply(env.id, result, allow, self._settings.max_message_size))
+
+    def _track(self, env: Envelope, reply: ReplyCallback) -> ReplyCallback:
+        """Wrap ``reply`` so that the request fails if this actor ends first (thread-safe)."""
+        key = next(self._keys)
+        inflight = self._inflight
+        inflight[key] = (env.id, reply)
+        gate = self._gate
+        # These run for every request between threads: the gate is told only
+        # when it may change (measured: ~5% of thread -> thread throughput).
+        if len(inflight) >= gate.limit:
+            self._update_gate()
+
+        def answer(out: Envelope) -> None:
+            if inflight.pop(key, None) is not None:
+                if gate.shut:
+                    self._update_gate()
+                reply(out)
+
+        return answer
+
+    def _update_gate(self) -> None:
+        """Tell the gate how many requests wait for this actor or run as tasks."""
+        self._gate.update(len(self._tasks) + len(self._inflight))
+
+    def fail_pending(self, reason: str) -> None:
+        """Fail the requests handed to this actor from other threads and not yet answered.
+
+        Its runner calls it when the actor ends or is cut off: they get
+        ActorNotAvailable ("actor <aid> <reason>") instead of no reply.
+        """
+        for key in list(self._inflight):
+            item = self._inflight.pop(key, None)
+            if item is not None:
+                error = ActorNotAvailable(f"actor {self.aid} {reason}")
+                item[1](self._codec.error_reply(item[0], error))
+
+    def _finish(self, task: asyncio.Task[Any], request_id: int, reply: ReplyCallback) -> None:
+        self._tasks.discard(task)
+        self._update_gate()
+        codec = self._codec
+        if task.cancelled():
+            reply(
+                codec.error_reply(request_id, asyncio.CancelledError("the command was cancelled"))
+            )
+        elif task.exception() is not None:
+            reply(codec.error_reply(request_id, task.exception()))  # type: ignore[arg-type]
+        else:
+            settings = self._settings
+            reply(
+                codec.reply(
+                    request_id, task.result(), settings.allow_pickle, settings.max_message_size
+                )
+            )
+
+    # -- info -------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """A nested dict: ``actor``, ``events``, ``extra`` and ``system``."""
+        loop = self._loop
+        thread = threading.current_thread() if self.on_own_loop() else None
+        return {
+            "actor": {
+                "name": self.name or "",
+                "aid": self.aid,
+                "state": self.state,
+                "info_state": self.info_state,
+                "concurrency": self.kind,
+                "language": "python",
+                "pid": os.getpid(),
+                "thread": thread.name if thread is not None else "",
+                "address": format_address(self.address),
+                "uptime": round(time.time() - self._started_at, 3) if self._started_at else 0.0,
+                "commands_handled": self._commands_handled,
+                "is_process": self.is_process(),
+                "supervisor": self.supervisor_aid,
+            },
+            "events": {
+                "running": bool(loop and loop.is_running()),
+                # The actor's own tasks: asyncio.all_tasks() scans every task of
+                # the process, which thread actors would pay for squared.
+                "tasks": len(self._tasks),
+                "requests_waiting": len(self._inflight),
+                "commands_in_progress": len(self._tasks),
+            },
+            "extra": dict(self.extra),
+            "system": _system_figures(),
+        }
+
+    # -- life ---------------------------------------------------------------
+
+    def attach(self, link: SupervisorLink, spawn_token: str = "") -> None:
+        """Give the actor its line to its supervisor, and its spawn's token (runners do)."""
+        self._link = link
+        self._spawn_token = spawn_token
+
+    def stop(self, exc: BaseException | None = None, exit_code: int | None = None) -> None:
+        """Gracefully stop the actor (from any thread)."""
+        if exit_code is not None:
+            self.exit_code = exit_code
+        if exc is not None:
+            log.error("actor %s stopping on error: %r", self.aid, exc)
+            self.exit_code = self.exit_code or 1
+        self._stop_soon()
+
+    def _stop_soon(self) -> None:
+        loop, event = self._loop, self._stop_requested
+        if loop is None or event is None:
+            return
+        if self.on_own_loop():
+            loop.call_soon(event.set)
+        else:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:
+                pass
+
+    async def main(self) -> None:
+        """The actor's whole life on the running loop; returns when it has stopped.
+
+        Its runner calls it once (on the actor's own thread or process).
+        """
+        self._loop = asyncio.get_running_loop()
+        self._poster = poster_for(self._loop)
+        self._stop_requested = asyncio.Event()
+        _current.actor = self
+        transport = self._transport
+        self._proxy = ActorProxy(self.aid, self.name, transport.address)
+        self.state = ACTOR_STATES.STARTING
+        self._started_at = time.time()
+        transport.registry.register(self)
+        try:
+            await self._handshake()
+            try:
+                await self._call_hook("start")
+            except Exception as exc:
+                self.state = ACTOR_STATES.TERMINATE
+                self.exit_code = 1
+                log.exception("actor %s: start hook failed", self.aid)
+                await self._notify(error=exc)
+                return
+            self.state = ACTOR_STATES.RUN
+            await self._notify()
+            self._schedule_periodic()
+            await self._stop_requested.wait()
+            self.state = ACTOR_STATES.STOPPING
+            await transport.actor_stopping(self)
+            if self.next_periodic_task is not None:
+                self.next_periodic_task.cancel()
+            await self._shutdown()
+        finally:
+            transport.registry.unregister(self)
+            _current.actor = None
+
+    async def report_failure(self, exc: BaseException) -> None:
+        """The actor's life failed with ``exc``: terminated, and its supervisor told why."""
+        self.state = ACTOR_STATES.TERMINATE
+        self.exit_code = 1
+        await self._notify(error=exc)
+
+    async def _shutdown(self) -> None:
+        try:
+            await self._call_hook("stopping")
+        except Exception:
+            log.exception("actor %s: stopping hook failed", self.aid)
+        for task in list(self._tasks):
+            task.cancel()
+        self.state = ACTOR_STATES.CLOSE
+        await self._notify()
+
+    async def _call_hook(self, name: str) -> None:
+        hook = self._hooks.get(name)
+        if hook is not None:
+            result = hook(self)
+            if inspect.isawaitable(result):
+                await result
+
+    def _schedule_periodic(self) -> None:
+        assert self._loop is not None
+        # Without a periodic_task hook an idle actor only owes an occasional
+        # notify: it sleeps long, and a command handled brings the tick back
+        # within a period (_receive), so changes still show that fast.
+        self._sleeping = not self._ticks() and self._fingerprint() == self._notified_print
+        delay = MONITOR_TASK_PERIOD * (IDLE_NOTIFY_PERIODS if self._sleeping else 1)
+        self.next_periodic_task = self._loop.call_later(delay, self._periodic)
+
+    def _ticks(self) -> bool:
+        """Whether this actor needs its periodic task every period."""
+        return "periodic_task" in self._hooks
+
+    def _wake_periodic(self) -> None:
+        """Bring a long-sleeping periodic task back to within a period."""
+        self._sleeping = False
+        handle, loop = self.next_periodic_task, self._loop
+        if handle is not None and loop is not None and not self.after_run():
+            handle.cancel()
+            self.next_periodic_task = loop.call_later(MONITOR_TASK_PERIOD, self._periodic)
+
+    def _periodic(self) -> None:
+        task = asyncio.ensure_future(self._periodic_task())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if not self.after_run():
+            self._schedule_periodic()
+
+    async def _periodic_task(self) -> None:
+        try:
+            await self._call_hook("periodic_task")
+        except Exception:
+            log.exception("actor %s: periodic_task hook failed", self.aid)
+        if self.after_run():
+            return  # the stop's own notify tells the rest
+        silent = time.monotonic() - self._notified_at
+        if self._fingerprint() != self._notified_print or silent >= IDLE_NOTIFY_PERIODS * (
+            MONITOR_TASK_PERIOD
+        ):
+            await self._notify()
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        """What a notify must report when it changes."""
+        return (self.state, self._commands_handled, repr(self.extra))
+
+    # -- talking to the supervisor -----------------------------------------
+
+    def _supervisor_link(self) -> SupervisorLink:
+        if self._link is None:
+            raise RuntimeError(f"actor {self.aid} has no supervisor link (see Actor.attach)")
+        return self._link
+
+    async def _handshake(self) -> None:
+        request = Handshake(
+            aid=self.aid,
+            name=self.name or "",
+            address=self._transport.address_text,
+            pid=os.getpid(),
+            kind=self.kind,
+            language="python",
+            spawn_token=self._spawn_token,
+        )
+        welcome = await self._supervisor_link().handshake(request, MONITOR_TASK_PERIOD * 5)
+        self._session = welcome.session_token
+
+    async def _notify(self, error: BaseException | None = None) -> None:
+        self._notified_at = time.monotonic()
+        self._notified_print = self._fingerprint()
+        info: Mapping[str, Any] | None = None
+        try:
+            info = self._codec.pack_info(self.info(), self._settings.allow_pickle)
+        except Exception as exc:  # unencodable extra: report without it
+            log.warning("actor %s: info not sent: %s", self.aid, exc)
+        failure = tb = ""
+        if error is not None:
+            import traceback
+
+            failure = f"{type(error).__name__}: {error}"
+            tb = "".join(traceback.format_exception(error))
+        notice = Notice(self.aid, self.state, self._session, info, failure, tb)
+        try:
+            known = await self._supervisor_link().notify(notice, MONITOR_TASK_PERIOD * 2)
+        except Exception as exc:
+            self._supervisor_unreachable(exc)
+            return
+        if not known and not self.after_run():
+            log.warning("actor %s: unknown to its supervisor; stopping", self.aid)
+            self._stop_soon()
+
+    def _supervisor_unreachable(self, exc: BaseException) -> None:
+        log.warning("actor %s: notify failed: %s", self.aid, exc)
+
+    # -- what supervisors do (the arbiter and monitors override these) -----------
+
+    def worker_ended(self, aid: str, record: dict[str, Any]) -> int:
+        """An actor this one supervises ended; return how often its pool restarted."""
+        return 0
+
+    async def spawn_here(self, **params: Any) -> ActorProxy:
+        """Spawn an actor from this actor's loop (the ``spawn`` command); the arbiter's."""
+        raise NotImplementedError("only the arbiter spawns; send 'spawn' to 'arbiter'")
+
+    async def kill_actor(self, aid: str) -> bool:
+        """Stop the actor ``aid`` (the ``kill_actor`` command); the arbiter's."""
+        raise NotImplementedError("only the arbiter kills actors; send 'kill_actor' to 'arbiter'")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name or self.aid} {self.info_state}>"
+
+
+def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate spawn's keyword arguments; fill in the aid. Raises TypeError/ValueError."""
+    out = dict(params)
+    aid = out.get("aid")
+    if aid is None:
+        aid = new_aid()
+    if not isinstance(aid, str) or not aid or len(aid) > 128 or not aid.isprintable():
+        raise TypeError(
+            f"spawn: aid must be a non-empty printable str of at most 128 characters, not {aid!r}"
+        )
+    out["aid"] = aid
+    name = out.get("name")
+    if name is not None and (not isinstance(name, str) or not name or len(name) > 128):
+        raise TypeError(
+            f"spawn: name must be a non-empty str of at most 128 characters, not {name!r}"
+        )
+    if name == "arbiter":
+        raise ValueError("spawn: the name 'arbiter' is reserved")
+    concurrency = out.setdefault("concurrency", "process")
+    if concurrency not in _KINDS:
+        raise ValueError(f"spawn: concurrency must be one of {_KINDS}, not {concurrency!r}")
+    for hook in HOOKS:
+        if out.get(hook) is not None and not callable(out[hook]):
+            raise TypeError(
+                f"spawn: the {hook} hook must be callable, not {type(out[hook]).__name__}"
+            )
+    actor_class = out.get("actor_class", Actor)
+    if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
+        raise TypeError(f"spawn: actor_class must be a subclass of Actor, not {actor_class!r}")
+    timeout = out.get("timeout", SPAWN_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"spawn: timeout must be a positive number of seconds, not {timeout!r}")
+    return out
+
+
+def _sender() -> Actor:
+    """The actor that plain code in this thread acts as."""
+    actor = get_actor()
+    if actor is not None:
+        return actor
+    transport = current_transport()
+    if transport is not None and transport.main_actor is not None:
+        return transport.main_actor
+    raise RuntimeError(
+        "no actor runs in this process: start an arbiter first "
+        "(`with arbiter():` or `arbiter().start()`)"
+    )
+
+
+def send(target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> ActorFuture[Any]:
+    """Send ``action`` with its arguments to ``target`` (a proxy, an aid, a name or 'arbiter').
+
+    Returns a future of the reply (awaitable inside an actor, with
+    ``.result(timeout)`` from plain code), or None for a command with ack=False::
+
+        send(proxy, 'ping').result(5)   # 'pong'
+    """
+    return _sender().send(target, action, *args, **kwargs)
+
+
+def spawn(**kwargs: Any) -> ActorFuture[ActorProxy]:
+    """Spawn an actor; a future with ``.aid`` set at once, resolving to an ActorProxy.
+
+    Keywords: ``aid``, ``name``, ``concurrency`` ('process' or 'thread'), hooks
+    ``start``, ``stopping`` and ``periodic_task`` (callables taking the actor),
+    ``actor_class``, ``timeout`` (seconds to wait for the actor to run); any
+    other keyword lands in the actor's ``params``.
+    """
+    return _sender().spawn(**kwargs)
