@@ -41,9 +41,16 @@ node:
 test: $(STAMP) node
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
 
+# ruff, formatting, types (the package strictly, the tests and the README's
+# examples loosely), and the layer contract (import-linter; tests/test_layers.py
+# also sees the generated package and imports of the facade).
+LINTED := actorgrpc tests bench examples
 lint: $(STAMP)
-	$(VENV)/bin/ruff check actorgrpc tests bench examples
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 # The benchmark's references: pykka and Thespian (the bench extra), and Ray
 # when it installs here (its figures are skipped with a note otherwise).

@@ -19,10 +19,10 @@ gRPC, and grpcurl, can talk to the tree::
 # the import paths of earlier versions.
 from actorgrpc import arbiter as _arbiter_module  # noqa: F401  # before the function shadows it
 from actorgrpc.core.actor import Actor as Actor
+from actorgrpc.core.actor import Request as Request
 from actorgrpc.core.actor import get_actor as get_actor
 from actorgrpc.core.actor import send as send
 from actorgrpc.core.actor import spawn as spawn
-from actorgrpc.core.commands import Request as Request
 from actorgrpc.core.commands import command as command
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT as ACTOR_ACTION_TIMEOUT
 from actorgrpc.core.consts import ACTOR_STATES as ACTOR_STATES

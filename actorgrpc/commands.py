@@ -5,8 +5,8 @@ New code imports from ``actorgrpc`` itself.
 
 from __future__ import annotations
 
+from actorgrpc.core.actor import Request as Request
 from actorgrpc.core.commands import Command as Command
-from actorgrpc.core.commands import Request as Request
 from actorgrpc.core.commands import command as command
 from actorgrpc.core.commands import get_command as get_command
 from actorgrpc.core.commands import registered_commands as registered_commands

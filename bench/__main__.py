@@ -3,6 +3,7 @@
     python -m bench                      # everything (under 5 minutes on 2 cores)
     python -m bench --only latency       # one group, plus the references it needs
     python -m bench --smoke --json out.json   # every figure, a few samples each
+    python -m bench --against REV --rounds 3  # an A/B of this checkout and git REV
 
 Run it from the repository root: actors in child processes import the
 benchmark's commands from ``bench.commands``.
@@ -65,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         "--smoke", action="store_true", help="a tiny run (seconds) that still makes every figure"
     )
     parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="an A/B instead: run the target groups in turns here and at git REV",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of an A/B (default 3; each side per round)"
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         default=ROOT / "bench" / "results.json",
@@ -108,6 +117,22 @@ def main(argv: list[str] | None = None) -> int:
     def show(group: str, text: str) -> None:
         sys.stderr.write(f"[{time.perf_counter() - t0:6.1f}s] {group}: {text}\n")
         sys.stderr.flush()
+
+    if args.against:
+        from bench import ab
+
+        ab_groups = [g for g in groups if g in ab.AB_GROUPS] if args.only else list(ab.AB_GROUPS)
+        doc = ab.run_ab(args.against, ab_groups, sizes, args.rounds, workdir, show)
+        out = args.json.with_name("ab.json") if args.json.name == "results.json" else args.json
+        ab.write(doc, out)
+        print(ab.table(doc))
+        print(f"\nwritten to {out}")
+        if doc["errors"]:
+            sys.stderr.write("\nerrors:\n" + "".join(f"  {e}\n" for e in doc["errors"]))
+            sys.stderr.write(f"logs of each group are kept in {workdir}\n")
+            return 1
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
 
     results: dict[str, dict[str, Any]] = {}
     errors: list[str] = []

@@ -81,8 +81,13 @@ def run_group(
     workdir: Path,
     on_progress: Callable[[str, str], None],
     limit: float | None = None,
+    root: Path = ROOT,
 ) -> GroupRun:
-    """Run one group in a subprocess; stop it after ``limit`` seconds."""
+    """Run one group in a subprocess; stop it after ``limit`` seconds.
+
+    ``root`` is the checkout it runs in: its ``bench`` and ``actorgrpc`` are
+    the ones imported (the directory comes first on the child's path).
+    """
     if limit is None:
         limit = TIME_LIMITS[group][1 if sizes.smoke else 0]
     out = workdir / f"{group}.json"
@@ -98,7 +103,7 @@ def run_group(
     with open(log, "a", encoding="utf-8") as logf:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.runner", group, sizes.to_json(), str(out)],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

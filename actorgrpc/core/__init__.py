@@ -8,4 +8,7 @@ supervisor. Nothing here imports grpc, protobuf or ``actorgrpc.v1``, nor any
 outer layer; docs/architecture.md has the picture.
 """
 
+# The standard commands register as the core is imported.
+from actorgrpc.core import standard_commands as standard_commands
+
 __all__: list[str] = []

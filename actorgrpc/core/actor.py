@@ -14,15 +14,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from actorgrpc.core.commands import Request, find_command, get_command
+from actorgrpc.core.commands import find_command, get_command
 from actorgrpc.core.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.core.errors import ActorNotAvailable
+from actorgrpc.core.errors import ActorNotAvailable, BadRequest
 from actorgrpc.core.flow import Gate
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.handoff import poster_for
-from actorgrpc.core.interfaces import Handshake, Notice
+from actorgrpc.core.interfaces import Handshake, Notice, current_transport
 from actorgrpc.core.proxy import ActorProxy, format_address
-from actorgrpc.core.registry import current_transport
 
 if TYPE_CHECKING:
     from actorgrpc.core._typing import Address, Envelope, Hook, ReplyCallback
@@ -32,6 +31,7 @@ __all__ = [
     "HOOKS",
     "SPAWN_TIMEOUT",
     "Actor",
+    "Request",
     "check_spawn_params",
     "get_actor",
     "new_aid",
@@ -56,6 +56,61 @@ _KINDS = ("process", "thread")
 
 # Results that are certainly not awaitable: skips inspect.isawaitable on the hot path.
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict})
+
+
+class Request:
+    """What a command receives first: ``request.actor`` and ``request.caller``."""
+
+    __slots__ = ("_caller", "_env", "_read_caller", "action", "actor", "args", "kwargs")
+
+    def __init__(
+        self,
+        actor: Actor,
+        caller: ActorProxy | None,
+        action: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        env: Envelope | None = None,
+        read_caller: Callable[[Envelope], ActorProxy | None] | None = None,
+    ) -> None:
+        #: The actor running the command.
+        self.actor = actor
+        #: The command's name.
+        self.action = action
+        self.args = args
+        self.kwargs = {} if kwargs is None else kwargs
+        self._caller = caller
+        # The envelope whose sender is the caller, read (by the transport's
+        # codec) on first use: most commands never ask, and making the proxy
+        # is on every request's path.
+        self._env = env
+        self._read_caller = read_caller
+
+    @property
+    def caller(self) -> ActorProxy | None:
+        """The sender's proxy, or None for an outside client.
+
+        BadRequest if the envelope's sender reference is malformed.
+        """
+        env = self._env
+        if env is not None and self._read_caller is not None:
+            self._caller = self._read_caller(env)  # may raise: asked again, raises again
+            self._env = None
+        return self._caller
+
+    @caller.setter
+    def caller(self, proxy: ActorProxy | None) -> None:
+        self._caller, self._env = proxy, None
+
+    def __repr__(self) -> str:
+        try:
+            caller = repr(self.caller)
+        except BadRequest:  # a repr must not raise
+            caller = "<malformed sender>"
+        return (
+            f"Request(actor={self.actor!r}, caller={caller}, action={self.action!r}, "
+            f"args={self.args!r}, kwargs={self.kwargs!r})"
+        )
 
 
 def _pid_only() -> dict[str, Any]:
@@ -683,8 +738,9 @@ def _sender() -> Actor:
     if actor is not None:
         return actor
     transport = current_transport()
-    if transport is not None and transport.main_actor is not None:
-        return transport.main_actor
+    main = transport.main_actor if transport is not None else None
+    if isinstance(main, Actor):
+        return main
     raise RuntimeError(
         "no actor runs in this process: start an arbiter first "
         "(`with arbiter():` or `arbiter().start()`)"

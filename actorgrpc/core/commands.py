@@ -1,21 +1,21 @@
-"""Commands: the ``@command`` registry, the request object, the standard commands."""
+"""Commands: the ``@command`` registry (the standard commands are in ``standard_commands``)."""
 
 from __future__ import annotations
 
-import inspect
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-from actorgrpc.core.errors import BadRequest, CommandNotFound, PermissionDenied, short
+from actorgrpc.core.errors import CommandNotFound, short
 
-if TYPE_CHECKING:
-    from actorgrpc.core._typing import Envelope
-    from actorgrpc.core.actor import Actor
-    from actorgrpc.core.proxy import ActorProxy
-
-__all__ = ["Command", "Request", "command", "get_command", "registered_commands"]
+__all__ = [
+    "Command",
+    "command",
+    "command_modules",
+    "find_command",
+    "get_command",
+    "registered_commands",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,61 +32,6 @@ class Command:
     def module(self) -> str:
         """The module that defines it (child processes import it)."""
         return str(self.fn.__module__)
-
-
-class Request:
-    """What a command receives first: ``request.actor`` and ``request.caller``."""
-
-    __slots__ = ("_caller", "_env", "_read_caller", "action", "actor", "args", "kwargs")
-
-    def __init__(
-        self,
-        actor: Actor,
-        caller: ActorProxy | None,
-        action: str,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        env: Envelope | None = None,
-        read_caller: Callable[[Envelope], ActorProxy | None] | None = None,
-    ) -> None:
-        #: The actor running the command.
-        self.actor = actor
-        #: The command's name.
-        self.action = action
-        self.args = args
-        self.kwargs = {} if kwargs is None else kwargs
-        self._caller = caller
-        # The envelope whose sender is the caller, read (by the transport's
-        # codec) on first use: most commands never ask, and making the proxy
-        # is on every request's path.
-        self._env = env
-        self._read_caller = read_caller
-
-    @property
-    def caller(self) -> ActorProxy | None:
-        """The sender's proxy, or None for an outside client.
-
-        BadRequest if the envelope's sender reference is malformed.
-        """
-        env = self._env
-        if env is not None and self._read_caller is not None:
-            self._caller = self._read_caller(env)  # may raise: asked again, raises again
-            self._env = None
-        return self._caller
-
-    @caller.setter
-    def caller(self, proxy: ActorProxy | None) -> None:
-        self._caller, self._env = proxy, None
-
-    def __repr__(self) -> str:
-        try:
-            caller = repr(self.caller)
-        except BadRequest:  # a repr must not raise
-            caller = "<malformed sender>"
-        return (
-            f"Request(actor={self.actor!r}, caller={caller}, action={self.action!r}, "
-            f"args={self.args!r}, kwargs={self.kwargs!r})"
-        )
 
 
 _COMMANDS: dict[str, Command] = {}
@@ -144,63 +89,5 @@ def registered_commands() -> list[str]:
 
 def command_modules() -> list[str]:
     """Modules that define commands, for child processes to import."""
-    return sorted({c.module for c in _COMMANDS.values()} - {__name__})
-
-
-# -- the standard commands --------------------------------------------------
-
-
-@command()
-def ping(request: Request) -> str:
-    """Answer ``'pong'``."""
-    return "pong"
-
-
-@command()
-def echo(request: Request, message: Any = None) -> Any:
-    """Answer with the message sent."""
-    return message
-
-
-@command()
-def info(request: Request) -> dict[str, Any]:
-    """The actor's ``info()`` dictionary."""
-    return request.actor.info()
-
-
-@command()
-def stop(request: Request) -> bool:
-    """Stop the actor gracefully, after this reply has left."""
-    request.actor.stop()
-    return True
-
-
-@command()
-def notify(request: Request, info: dict[str, Any] | None = None) -> float:
-    """Answer the time (pulsar's notify; the Supervisor service records notifies)."""
-    return time.time()
-
-
-@command()
-async def run(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn(actor, *args, **kwargs)`` inside the actor (needs pickle)."""
-    if not request.actor.allow_pickle:
-        raise PermissionDenied("the run command needs pickle, which is off on this actor")
-    if not callable(fn):
-        raise TypeError(f"run needs a callable, not {type(fn).__name__}")
-    result = fn(request.actor, *args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-@command()
-async def spawn(request: Request, **kwargs: Any) -> ActorProxy:
-    """Spawn an actor (in the arbiter; other actors ask their arbiter)."""
-    return await request.actor.spawn_here(**kwargs)
-
-
-@command()
-async def kill_actor(request: Request, aid: str) -> bool:
-    """Stop the actor ``aid`` (terminate it after ACTOR_ACTION_TIMEOUT)."""
-    return await request.actor.kill_actor(aid)
+    # The runtime's own are imported with it.
+    return sorted({c.module for c in _COMMANDS.values() if not c.module.startswith("actorgrpc.")})

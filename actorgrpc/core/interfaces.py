@@ -16,12 +16,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from actorgrpc.core._typing import Address, Envelope
-    from actorgrpc.core.actor import Actor
     from actorgrpc.core.proxy import ActorProxy
-    from actorgrpc.core.registry import Registry
+    from actorgrpc.core.registry import LocalActor, Registry
     from actorgrpc.core.settings import Settings
 
-__all__ = ["Codec", "Handshake", "Notice", "SupervisorLink", "Transport", "Welcome"]
+__all__ = [
+    "Codec",
+    "Handshake",
+    "Notice",
+    "SupervisorLink",
+    "Transport",
+    "Welcome",
+    "current_transport",
+    "set_current_transport",
+]
 
 
 class Codec(Protocol):
@@ -56,23 +64,44 @@ class Transport(Protocol):
     ``Actor.mailbox`` (pulsar's name) is the actor's transport.
     """
 
-    #: The tree's settings.
-    settings: Settings
-    #: How envelopes are read and answered.
-    codec: Codec
-    #: This process's actors.
-    registry: Registry
-    #: Where this process serves, as a tuple and as text.
-    address: Address
-    address_text: str
-    #: The actor plain code of this process sends as (the arbiter, or the process actor).
-    main_actor: Actor | None
-    #: The IO loop (set once the transport runs).
-    loop: asyncio.AbstractEventLoop
+    @property
+    def settings(self) -> Settings:
+        """The tree's settings."""
+        ...
+
+    @property
+    def codec(self) -> Codec:
+        """How envelopes are read and answered."""
+        ...
+
+    @property
+    def registry(self) -> Registry:
+        """This process's actors."""
+        ...
+
+    @property
+    def address(self) -> Address:
+        """Where this process serves."""
+        ...
+
+    @property
+    def address_text(self) -> str:
+        """Where this process serves, as ``host:port``."""
+        ...
+
+    @property
+    def main_actor(self) -> LocalActor | None:
+        """The actor plain code of this process sends as (the arbiter, or the process actor)."""
+        ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The IO loop (once the transport runs)."""
+        ...
 
     def request(
         self,
-        sender: Actor | None,
+        sender: LocalActor | None,
         target: ActorProxy | str,
         action: str,
         args: Iterable[Any],
@@ -96,7 +125,7 @@ class Transport(Protocol):
         """Open the way to ``address`` now (IO loop only); its breaking is a sign of death."""
         ...
 
-    async def actor_stopping(self, actor: Actor) -> None:
+    async def actor_stopping(self, actor: LocalActor) -> None:
         """``actor`` has begun to stop (the process stops serving with its main actor)."""
         ...
 
@@ -154,3 +183,17 @@ class SupervisorLink(Protocol):
     async def lookup(self, target: str, timeout: float) -> ActorProxy | None:
         """Find an actor by aid or name; None when the tree has none."""
         ...
+
+
+_current: Transport | None = None
+
+
+def current_transport() -> Transport | None:
+    """This process's running transport, or None when no actor runs here."""
+    return _current
+
+
+def set_current_transport(transport: Transport | None) -> None:
+    """Make ``transport`` this process's (a transport does it as it starts and closes)."""
+    global _current
+    _current = transport

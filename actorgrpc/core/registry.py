@@ -1,14 +1,49 @@
-"""The local registry: this process's actors by aid and by name, and its transport."""
+"""The local registry: this process's actors by aid and by name.
+
+It holds what a transport needs of a local actor (``LocalActor``): the core's
+``Actor`` is one; the registry does not need to know more of it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from actorgrpc.core.actor import Actor
-    from actorgrpc.core.interfaces import Transport
+    from actorgrpc.core._typing import Envelope, ReplyCallback
+    from actorgrpc.core.flow import Gate
+    from actorgrpc.core.proxy import ActorProxy
 
-__all__ = ["Registry", "current_transport", "set_current_transport"]
+__all__ = ["LocalActor", "Registry"]
+
+
+class LocalActor(Protocol):
+    """An actor of this process, as the registry and the transport see it."""
+
+    @property
+    def aid(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def proxy(self) -> ActorProxy: ...
+    @property
+    def gate(self) -> Gate: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+
+    def on_own_loop(self) -> bool: ...
+
+    def deliver(
+        self,
+        env: Envelope,
+        on_reply: ReplyCallback,
+        running: asyncio.AbstractEventLoop | None,
+        *,
+        inline: bool = True,
+        caller: ActorProxy | None = None,
+    ) -> None: ...
+
+    def send(self, target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class Registry:
@@ -18,36 +53,22 @@ class Registry:
 
     def __init__(self) -> None:
         #: Local actors by aid, and by name (read directly on hot paths).
-        self.actors: dict[str, Actor] = {}
-        self.names: dict[str, Actor] = {}
+        self.actors: dict[str, LocalActor] = {}
+        self.names: dict[str, LocalActor] = {}
 
-    def register(self, actor: Actor) -> None:
+    def register(self, actor: LocalActor) -> None:
         """Make ``actor`` reachable here by aid and name."""
         self.actors[actor.aid] = actor
         if actor.name:
             self.names[actor.name] = actor
 
-    def unregister(self, actor: Actor) -> None:
+    def unregister(self, actor: LocalActor) -> None:
         """Forget ``actor``."""
         if self.actors.get(actor.aid) is actor:
             del self.actors[actor.aid]
         if actor.name and self.names.get(actor.name) is actor:
             del self.names[actor.name]
 
-    def local(self, target: str) -> Actor | None:
+    def local(self, target: str) -> LocalActor | None:
         """The local actor with that aid or name."""
         return self.actors.get(target) or self.names.get(target)
-
-
-_current: Transport | None = None
-
-
-def current_transport() -> Transport | None:
-    """This process's running transport, or None when no actor runs here."""
-    return _current
-
-
-def set_current_transport(transport: Transport | None) -> None:
-    """Make ``transport`` this process's (a transport does it as it starts and closes)."""
-    global _current
-    _current = transport

@@ -11,7 +11,6 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
-from actorgrpc.v1 import mailbox_pb2_grpc
 
 from actorgrpc.core.errors import ActorNotAvailable
 from actorgrpc.core.flow import Gate
@@ -19,12 +18,12 @@ from actorgrpc.core.proxy import format_address
 from actorgrpc.remote.envelopes import expand, make_error_reply
 from actorgrpc.remote.outbox import Outbox
 from actorgrpc.remote.security import TLSConfig
+from actorgrpc.v1 import mailbox_pb2_grpc
 
 if TYPE_CHECKING:
-    from actorgrpc.v1 import mailbox_pb2
-
     from actorgrpc.core._typing import Address, ReplyCallback
     from actorgrpc.core.settings import Settings
+    from actorgrpc.v1 import mailbox_pb2
 
 __all__ = ["Connection", "ConnectionOwner", "channel_options", "open_channel"]
 

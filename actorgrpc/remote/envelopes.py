@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
-from actorgrpc.v1 import mailbox_pb2, value_pb2
+from typing import Any, cast
 
 from actorgrpc.core.errors import ActorError, ResourceExhausted, describe, rebuild
 from actorgrpc.core.proxy import ActorProxy
 from actorgrpc.remote import wire
+from actorgrpc.v1 import mailbox_pb2, value_pb2
 
 __all__ = [
     "BATCH",
@@ -113,7 +112,13 @@ def drop_reply(env: mailbox_pb2.Envelope) -> None:
 def error_to_pb(exc: BaseException) -> mailbox_pb2.Error:
     """Describe an exception for the wire."""
     code, type_name, message, tb = describe(exc)
-    return mailbox_pb2.Error(code=code, type=type_name, message=message, traceback=tb)
+    return mailbox_pb2.Error(
+        # The core's ErrorCode numbers are the wire's (tests/remote keep them equal).
+        code=cast("mailbox_pb2.ErrorCode", code),
+        type=type_name,
+        message=message,
+        traceback=tb,
+    )
 
 
 def error_from_pb(error: mailbox_pb2.Error) -> ActorError:

@@ -14,10 +14,9 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
-from actorgrpc.v1 import mailbox_pb2
-
 from actorgrpc.core.flow import Gate
 from actorgrpc.remote.envelopes import BATCH, MAX_BATCH, MAX_BATCH_BYTES, Envelope
+from actorgrpc.v1 import mailbox_pb2
 
 __all__ = ["Outbox"]
 
@@ -127,7 +126,8 @@ class Outbox:
         if waiting is None:  # a bare yield: go on next turn
             self._loop.call_soon(self._resume, coro, True)
         else:
-            waiting._asyncio_future_blocking = False
+            # asyncio's own protocol for whoever drives a coroutine, as Task does.
+            waiting._asyncio_future_blocking = False  # noqa: SLF001
             waiting.add_done_callback(partial(self._resume, coro))
 
     def _finish(self, error: BaseException | None) -> None:

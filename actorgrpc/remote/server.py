@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
-from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -26,6 +25,7 @@ from actorgrpc.remote.outbox import Outbox
 from actorgrpc.remote.security import AuthInterceptor, TLSConfig
 from actorgrpc.remote.status import ERROR_METADATA_KEY, STATUS_BY_CODE
 from actorgrpc.remote.supervisor_service import SupervisorService
+from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from actorgrpc.v1 import mailbox_pb2
 
 __all__ = ["ERROR_METADATA_KEY", "STATUS_BY_CODE"]

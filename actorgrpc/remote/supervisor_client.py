@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import grpc
-from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 from actorgrpc.core.errors import ActorNotAvailable
 from actorgrpc.core.interfaces import Handshake, Notice, Welcome
 from actorgrpc.remote import wire
 from actorgrpc.remote.connection import open_channel
 from actorgrpc.remote.envelopes import EncodedInfo
+from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 if TYPE_CHECKING:
     from actorgrpc.core.proxy import ActorProxy

@@ -11,7 +11,6 @@ from collections import deque
 from typing import Any
 
 import grpc
-from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 from actorgrpc.core.actor import Actor
 from actorgrpc.core.consts import ACTOR_STATES
@@ -22,6 +21,7 @@ from actorgrpc.remote.envelopes import EncodedInfo
 from actorgrpc.remote.status import STATUS_BY_CODE
 from actorgrpc.supervision.managed import ActorProxyMonitor
 from actorgrpc.supervision.supervisor import Supervisor
+from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 __all__ = ["HANDSHAKES_PER_SECOND", "SupervisorService", "tree_info"]
 
@@ -193,4 +193,5 @@ class SupervisorService(supervisor_pb2_grpc.SupervisorServicer):
         if proxy is None:
             error = ActorNotFound(f"no actor {short(request.target)} in this tree")
             await context.abort(STATUS_BY_CODE[error.code], str(error))
+            raise error  # abort() raises; this only tells the type checker
         return supervisor_pb2.LookupResponse(ref=wire.ref_from_proxy(proxy))

@@ -33,8 +33,9 @@ from actorgrpc.core.errors import (
 from actorgrpc.core.flow import Gate
 from actorgrpc.core.futures import new_future, running_loop, runs_here
 from actorgrpc.core.handoff import poster_for
+from actorgrpc.core.interfaces import current_transport, set_current_transport
 from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
-from actorgrpc.core.registry import Registry, set_current_transport
+from actorgrpc.core.registry import Registry
 from actorgrpc.core.settings import Settings
 from actorgrpc.remote import server, wire
 from actorgrpc.remote.connection import Connection
@@ -51,12 +52,11 @@ from actorgrpc.remote.security import auth_metadata
 from actorgrpc.remote.supervisor_client import SupervisorClient
 
 if TYPE_CHECKING:
-    from actorgrpc.v1 import mailbox_pb2, value_pb2
-
     from actorgrpc.core._typing import Address, ReplyCallback
-    from actorgrpc.core.actor import Actor
+    from actorgrpc.core.registry import LocalActor
     from actorgrpc.remote.outbox import Outbox
     from actorgrpc.supervision.supervisor import Supervisor
+    from actorgrpc.v1 import mailbox_pb2, value_pb2
 
 __all__ = ["Transport"]
 
@@ -102,7 +102,7 @@ class Transport:
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self.thread_id = 0
         #: The actor that plain code in this process sends as.
-        self.main_actor: Actor | None = None
+        self.main_actor: LocalActor | None = None
         #: Resolves an aid or name to a proxy (set in the arbiter's process).
         self.resolver: Callable[[str], ActorProxy | None] | None = None
         #: Says how an ended actor ended, for errors (set in the arbiter's process).
@@ -155,13 +155,11 @@ class Transport:
             await self.health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
-        from actorgrpc.core.registry import current_transport
-
         if current_transport() is self:
             set_current_transport(None)
         runs_here(None)
 
-    async def actor_stopping(self, actor: Actor) -> None:
+    async def actor_stopping(self, actor: LocalActor) -> None:
         """When this process's main actor begins to stop, health says NOT_SERVING."""
         if self.main_actor is actor and self.health is not None:
             await self.health.enter_graceful_shutdown()
@@ -197,7 +195,7 @@ class Transport:
 
     def request(
         self,
-        sender: Actor | None,
+        sender: LocalActor | None,
         target: ActorProxy | str,
         action: str,
         args: Iterable[Any],
@@ -276,7 +274,7 @@ class Transport:
             local.deliver(env, on_reply or drop_reply, running, inline=False, caller=caller)
         return fut
 
-    def _sender_ref(self, sender: Actor) -> tuple[ActorProxy, value_pb2.ActorRef]:
+    def _sender_ref(self, sender: LocalActor) -> tuple[ActorProxy, value_pb2.ActorRef]:
         """``sender``'s reference as envelopes carry it, made once per sending actor.
 
         Kept with the proxy it was made from: an actor's proxy is one object,
@@ -289,7 +287,7 @@ class Transport:
         known = refs[sender.aid] = (proxy, wire.ref_from_proxy(proxy))
         return known
 
-    def _wait_for_room(self, local: Actor | None, dest: ActorProxy | str, target: str) -> None:
+    def _wait_for_room(self, local: LocalActor | None, dest: ActorProxy | str, target: str) -> None:
         """Block plain code while the way to ``dest`` is full (never called on the IO loop)."""
         if local is not None:
             gate = local.gate

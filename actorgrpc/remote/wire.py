@@ -13,11 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from actorgrpc.v1 import value_pb2
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from actorgrpc.core.errors import BadRequest, PermissionDenied
 from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
+from actorgrpc.v1 import value_pb2
 
 __all__ = [
     "check_depth",
@@ -38,6 +38,7 @@ _DECIMAL = re.compile(r"-?[0-9]+")
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _Value = value_pb2.Value
+_NULL = value_pb2.NULL_VALUE_UNSPECIFIED
 
 
 def ref_from_proxy(proxy: ActorProxy) -> value_pb2.ActorRef:
@@ -93,7 +94,7 @@ def _fill(out: value_pb2.Value, value: Any, allow_pickle: bool, depth: int) -> N
     # (IntEnum, str subclasses, namedtuples) keep their Python identity via pickle.
     t = type(value)
     if value is None:
-        out.null_value = 0
+        out.null_value = _NULL
     elif t is bool:
         out.bool_value = value
     elif t is int:

@@ -21,10 +21,9 @@ from actorgrpc.core.errors import ActorError, ActorTimeout, BadRequest
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.proxy import ActorProxy, format_address
 from actorgrpc.supervision.managed import ActorProxyMonitor
-from actorgrpc.supervision.pools import Monitor
+from actorgrpc.supervision.pools import Monitor, MonitorRunner
 from actorgrpc.supervision.runners import (
     ActorSpec,
-    MonitorRunner,
     ProcessRunner,
     Runner,
     ThreadRunner,
@@ -149,7 +148,7 @@ class ArbiterBase(Actor):
                 settle(False, exc)
 
         self._transport.call_soon(self._start_task, go())
-        return fut  # type: ignore[no-any-return]
+        return fut
 
     def _check_running(self) -> None:
         if not self.running:

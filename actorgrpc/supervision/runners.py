@@ -28,12 +28,10 @@ from actorgrpc.core.settings import Settings
 if TYPE_CHECKING:
     from actorgrpc.core._typing import Address, Hook
     from actorgrpc.core.interfaces import SupervisorLink, Transport
-    from actorgrpc.supervision.pools import Monitor
 
 __all__ = [
     "START_METHODS",
     "ActorSpec",
-    "MonitorRunner",
     "OnExit",
     "ProcessRunner",
     "Runner",
@@ -53,7 +51,8 @@ OnExit = Callable[[int | None, str], None]
 class Runner(Protocol):
     """What the supervisor needs of the thing that runs an actor."""
 
-    pid: int
+    @property
+    def pid(self) -> int: ...
 
     def start(self) -> None: ...
     def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None: ...
@@ -267,54 +266,3 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         pass
     finally:
         loop.close()
-
-
-class MonitorRunner:
-    """Runs a monitor as a task on the arbiter's IO loop."""
-
-    def __init__(self, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> None:
-        self.monitor = monitor
-        self.pid = 0
-        self._loop = loop
-        self._task: asyncio.Task[None] | None = None
-        self._done = threading.Event()
-        self._on_exit: OnExit | None = None
-
-    def start(self) -> None:
-        """Start the monitor's life on the IO loop (call it there)."""
-        if self._task is None:
-            self._task = self._loop.create_task(self._main())
-
-    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None:
-        """Call ``on_exit(code, how)`` when the monitor ends."""
-        self._on_exit = on_exit
-
-    async def _main(self) -> None:
-        code: int | None = 0
-        how = ""
-        try:
-            await self.monitor.main()
-        except asyncio.CancelledError:
-            code, how = None, "terminated: cut off after it did not stop in time"
-        except Exception as exc:
-            log.exception("monitor %s failed", self.monitor.name)
-            code, how = 1, f"failed: {exc!r}"
-        finally:
-            self._done.set()
-            if self._on_exit is not None:
-                self._on_exit(code, how)
-
-    def is_alive(self) -> bool:
-        """True while the monitor runs."""
-        return self._task is not None and not self._done.is_set()
-
-    def terminate(self) -> None:
-        """Cut the monitor off."""
-        if self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
-
-    kill = terminate
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the monitor to end; True if it has."""
-        return self._done.wait(timeout)
