@@ -39,7 +39,7 @@ from actorgrpc import (
     wire,
 )
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
+NODE_DIR = Path(__file__).resolve().parents[2] / "clients" / "node"
 NODE = shutil.which("node")
 START_TIMEOUT = 60  # seconds: two cores shared with other test runs
 

@@ -330,7 +330,7 @@ def test_run_stops_cleanly_on_sigterm(run_cli: Callable[..., Run]) -> None:
 
 
 def test_run_with_a_start_hook(run_cli: Callable[..., Run]) -> None:
-    # tests/ is the current directory: the CLI imports cli_hook from there, and
+    # tests/cli/ is the current directory: the CLI imports cli_hook from there, and
     # so does the process actor the hook spawns (for the cli_greet command).
     run = run_cli("cli_hook:setup", cwd=TESTS)
     rows = ps_rows(ok("ps", run.address))

@@ -25,7 +25,7 @@ from actorgrpc import (
     spawn,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_address_and_predicates_while_running(arb):
