@@ -28,8 +28,12 @@ def auth_args() -> list[str]:
     return ["-H", f"authorization: Bearer {os.environ['ACTORGRPC_SECRET']}"]
 
 
-class _Auth(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
-            grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor):
+class _Auth(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+):
     """Adds the secret to every call of a plain grpc channel."""
 
     def _with_auth(self, details: Any) -> Any:

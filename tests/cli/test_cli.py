@@ -35,7 +35,10 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     """Run ``python -m actorgrpc ARGS`` to completion (killed and reaped on timeout)."""
     return subprocess.run(
         [sys.executable, "-m", "actorgrpc", *args],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        cwd=cwd,
     )
 
 
@@ -81,7 +84,15 @@ def ps_rows(text: str) -> dict[str, list[str]]:
     """``actorgrpc ps`` output: the header's columns must be there; rows by aid."""
     header, *rows = text.strip().splitlines()
     assert header.split() == [
-        "AID", "NAME", "KIND", "LANGUAGE", "PID", "STATE", "ADDRESS", "UPTIME", "MEMORY",
+        "AID",
+        "NAME",
+        "KIND",
+        "LANGUAGE",
+        "PID",
+        "STATE",
+        "ADDRESS",
+        "UPTIME",
+        "MEMORY",
         "COMMANDS",
     ]
     return {row.split()[0]: row.split() for row in rows}
@@ -141,12 +152,33 @@ def test_ps_info_and_send_with_actors(arb: Arbiter) -> None:
 
     rows = ps_rows(ok("ps", addr))
     assert set(rows) == {arb.aid, proc.aid, thread.aid}
-    assert rows[arb.aid][:7] == [arb.aid, "arbiter", "arbiter", "python", str(os.getpid()),
-                                 "running", addr]
-    assert rows[proc.aid][:7] == [proc.aid, "cli-proc", "process", "python", str(proc_pid),
-                                  "running", f"{proc.address[0]}:{proc.address[1]}"]
-    assert rows[thread.aid][:7] == [thread.aid, "cli-thread", "thread", "python",
-                                    str(os.getpid()), "running", addr]
+    assert rows[arb.aid][:7] == [
+        arb.aid,
+        "arbiter",
+        "arbiter",
+        "python",
+        str(os.getpid()),
+        "running",
+        addr,
+    ]
+    assert rows[proc.aid][:7] == [
+        proc.aid,
+        "cli-proc",
+        "process",
+        "python",
+        str(proc_pid),
+        "running",
+        f"{proc.address[0]}:{proc.address[1]}",
+    ]
+    assert rows[thread.aid][:7] == [
+        thread.aid,
+        "cli-thread",
+        "thread",
+        "python",
+        str(os.getpid()),
+        "running",
+        addr,
+    ]
     assert rows[arb.aid][-2] == "MiB", rows[arb.aid]  # memory of the arbiter's process
     for row in rows.values():
         assert row[-1].isdigit(), row  # commands handled
@@ -184,8 +216,16 @@ def test_send_values(arb: Arbiter) -> None:
     assert ok_json("send", addr, "arbiter", "echo", "-5") == -5
     assert ok_json("send", addr, "arbiter", "echo", "--kw", "message=false") is False
     # An ActorProxy in a reply prints as {aid, name, address}.
-    ref = ok_json("send", addr, "arbiter", "spawn", "--kw", 'name="cli-spawned"',
-                  "--kw", 'concurrency="thread"')
+    ref = ok_json(
+        "send",
+        addr,
+        "arbiter",
+        "spawn",
+        "--kw",
+        'name="cli-spawned"',
+        "--kw",
+        'concurrency="thread"',
+    )
     assert set(ref) == {"aid", "name", "address"}
     assert ref["name"] == "cli-spawned"
     assert ref["address"] == addr  # a thread actor lives in the arbiter's process
@@ -236,8 +276,14 @@ def test_errors(arb: Arbiter) -> None:
 class Run:
     """A running ``actorgrpc run`` subprocess and what it announced."""
 
-    def __init__(self, proc: subprocess.Popen[str], stderr: IO[str], pump: threading.Thread,
-                 aid: str, address: str) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[str],
+        stderr: IO[str],
+        pump: threading.Thread,
+        aid: str,
+        address: str,
+    ) -> None:
         self.proc = proc
         self.stderr = stderr
         self.pump = pump
@@ -269,7 +315,10 @@ def run_cli() -> Iterator[Callable[..., Run]]:
         err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed at teardown
         proc = subprocess.Popen(
             [sys.executable, "-m", "actorgrpc", "run", *args],
-            stdout=subprocess.PIPE, stderr=err, text=True, cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            cwd=cwd,
         )
         lines: queue.Queue[str | None] = queue.Queue()
         assert proc.stdout is not None

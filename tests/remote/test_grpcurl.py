@@ -33,16 +33,32 @@ SCALARS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"bool_value": True}, {"bool_value": True}),
     ({"bool_value": False}, {"bool_value": False}),
 ]
-LIST_IN = {"list_value": {"items": [
-    *(sent for sent, _ in SCALARS),
-    {"list_value": {"items": [{"int_value": 1}, {"string_value": "two"}]}},
-    {"map_value": {"fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}}},
-]}}
-LIST_OUT = {"list_value": {"items": [
-    *(back for _, back in SCALARS),
-    {"list_value": {"items": [{"int_value": "1"}, {"string_value": "two"}]}},
-    {"map_value": {"fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}}},
-]}}
+LIST_IN = {
+    "list_value": {
+        "items": [
+            *(sent for sent, _ in SCALARS),
+            {"list_value": {"items": [{"int_value": 1}, {"string_value": "two"}]}},
+            {
+                "map_value": {
+                    "fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}
+                }
+            },
+        ]
+    }
+}
+LIST_OUT = {
+    "list_value": {
+        "items": [
+            *(back for _, back in SCALARS),
+            {"list_value": {"items": [{"int_value": "1"}, {"string_value": "two"}]}},
+            {
+                "map_value": {
+                    "fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}
+                }
+            },
+        ]
+    }
+}
 
 
 def grpcurl(arb: Arbiter, *args: str, data: Any = None) -> subprocess.CompletedProcess[str]:
@@ -150,7 +166,8 @@ def test_info_and_send_to_every_kind_of_actor(arb: Arbiter) -> None:
     assert by_aid[arb.aid]["kind"] == "arbiter"
     assert (by_aid[proc.aid]["ref"]["name"], by_aid[proc.aid]["kind"]) == ("gc-proc", "process")
     assert (by_aid[thread.aid]["ref"]["name"], by_aid[thread.aid]["kind"]) == (
-        "gc-thread", "thread"
+        "gc-thread",
+        "thread",
     )
     assert by_aid[proc.aid]["info_state"] == "running"
     assert "map_value" in by_aid[proc.aid]["info"]
@@ -173,8 +190,14 @@ def test_errors(arb: Arbiter) -> None:
     assert "unknown command 'gc_no_such_command'" in err
     err = send_fails(arb, {"target": "gc-ghost", "action": "ping"})
     assert "Code: NotFound" in err and "gc-ghost" in err
-    err = send_fails(arb, {"target": "arbiter", "action": "echo",
-                           "args": [{"int_value": 1}, {"int_value": 2}, {"int_value": 3}]})
+    err = send_fails(
+        arb,
+        {
+            "target": "arbiter",
+            "action": "echo",
+            "args": [{"int_value": 1}, {"int_value": 2}, {"int_value": 3}],
+        },
+    )
     assert "Code: Unknown" in err and "TypeError" in err
 
     # An actor that ended: UNAVAILABLE (the proto's ACTOR_NOT_AVAILABLE), saying how it ended.

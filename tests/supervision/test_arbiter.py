@@ -80,8 +80,9 @@ def write_marker(actor):
 def test_with_exit_stops_every_actor_gracefully(tmp_path):
     with arbiter():
         proxies = {
-            kind: spawn(concurrency=kind, stopping=write_marker, marker=str(tmp_path / kind))
-            .result(SPAWN_T)
+            kind: spawn(
+                concurrency=kind, stopping=write_marker, marker=str(tmp_path / kind)
+            ).result(SPAWN_T)
             for kind in KINDS
         }
         assert not list(tmp_path.iterdir())
