@@ -21,9 +21,9 @@ from typing import IO, Any
 
 import psutil
 import pytest
-from conftest import wait_until
 
-from actorgrpc import Arbiter, send, spawn
+from actorgrpc import Arbiter, send, spawn, wire
+from actorgrpc.testing import wait_for
 
 TESTS = Path(__file__).resolve().parent
 #: Generous: two cores shared with other test runs.
@@ -66,11 +66,6 @@ def fails(*args: str, code: int | None = None, cwd: Path | None = None) -> str:
     assert lines[0].startswith(f"actorgrpc {args[0]}: error: "), lines[0]
     assert done.stdout == ""
     return lines[0]
-
-
-def address(arb: Arbiter) -> str:
-    host, port = arb.address
-    return f"{host}:{port}"
 
 
 def free_port() -> int:
@@ -138,9 +133,9 @@ def test_help_of_every_subcommand() -> None:
 
 def test_ping(arb: Arbiter) -> None:
     helper = spawn(name="cli-pinged", concurrency="thread").result(10)
-    assert ok("ping", address(arb)) == "pong\n"
-    assert ok("ping", address(arb), "cli-pinged") == "pong\n"
-    assert ok("ping", address(arb), helper.aid, "--timeout", "30") == "pong\n"
+    assert ok("ping", wire.format_address(arb.address)) == "pong\n"
+    assert ok("ping", wire.format_address(arb.address), "cli-pinged") == "pong\n"
+    assert ok("ping", wire.format_address(arb.address), helper.aid, "--timeout", "30") == "pong\n"
 
 
 def test_ps_info_and_send_with_actors(arb: Arbiter) -> None:
@@ -148,7 +143,7 @@ def test_ps_info_and_send_with_actors(arb: Arbiter) -> None:
     thread = spawn(name="cli-thread", concurrency="thread").result(10)
     proc_pid = send(proc, "info").result(10)["actor"]["pid"]
     assert proc_pid != os.getpid()
-    addr = address(arb)
+    addr = wire.format_address(arb.address)
 
     rows = ps_rows(ok("ps", addr))
     assert set(rows) == {arb.aid, proc.aid, thread.aid}
@@ -210,7 +205,7 @@ def test_ps_info_and_send_with_actors(arb: Arbiter) -> None:
 
 
 def test_send_values(arb: Arbiter) -> None:
-    addr = address(arb)
+    addr = wire.format_address(arb.address)
     payload = [1, -2.5, "x é", None, True, {"k": [1, {"n": None}]}, [], 2**70]
     assert ok_json("send", addr, "arbiter", "echo", json.dumps(payload)) == payload
     assert ok_json("send", addr, "arbiter", "echo", "-5") == -5
@@ -234,7 +229,7 @@ def test_send_values(arb: Arbiter) -> None:
 
 
 def test_errors(arb: Arbiter) -> None:
-    addr = address(arb)
+    addr = wire.format_address(arb.address)
     # Nothing listens there.
     nobody = f"127.0.0.1:{free_port()}"
     assert "cannot reach 127.0.0.1:" in fails("ping", nobody, code=1)
@@ -250,7 +245,7 @@ def test_errors(arb: Arbiter) -> None:
     # An actor that ended: UNAVAILABLE, with how it ended (not "cannot reach").
     dead = spawn(name="cli-dead", concurrency="thread").result(10)
     assert send(dead, "stop").result(10) is True
-    wait_until(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
+    wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     line = fails("send", addr, "cli-dead", "ping", code=1)
     assert "UNAVAILABLE" in line and "cli-dead ended" in line, line
     # No such command: UNIMPLEMENTED.
@@ -356,7 +351,7 @@ def run_cli() -> Iterator[Callable[..., Run]]:
                     with contextlib.suppress(psutil.NoSuchProcess):
                         p.kill()
                 proc.wait(10)
-            wait_until(lambda family=family: gone(family), 30, "actorgrpc run's processes to end")
+            wait_for(lambda family=family: gone(family), 30, "actorgrpc run's processes to end")
         pump.join(10)
         assert proc.stdout is not None
         proc.stdout.close()
@@ -373,7 +368,7 @@ def test_run_stops_cleanly_on_sigterm(run_cli: Callable[..., Run]) -> None:
     family = run.family()
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(CLI_TIMEOUT) == 0, run.stderr_text()
-    wait_until(lambda: gone(family), 30, "actorgrpc run's processes to end")
+    wait_for(lambda: gone(family), 30, "actorgrpc run's processes to end")
     assert "Traceback" not in run.stderr_text()
     assert "cannot reach" in fails("ping", run.address, code=1)
 
@@ -401,7 +396,7 @@ def test_run_with_a_start_hook(run_cli: Callable[..., Run]) -> None:
     }
     run.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert run.proc.wait(CLI_TIMEOUT) == 0, run.stderr_text()
-    wait_until(lambda: gone(family), 30, "actorgrpc run's actors to end")
+    wait_for(lambda: gone(family), 30, "actorgrpc run's actors to end")
     assert "Traceback" not in run.stderr_text()
 
 

