@@ -1,96 +1,116 @@
-"""Fixtures shared by the suite: a live arbiter per test, and a leak check."""
+"""What the whole suite shares: fixtures, probes run inside actors, and the leak check.
+
+The generic helpers (``running_arbiter``, ``authenticated_channel``,
+``auth_metadata``, ``wait_for``, ``actor_processes``, ``same``) live in the
+public module ``actorgrpc.testing``; tests import them from there. What is
+here is particular to this suite.
+
+Probes are module-level functions: the ``run`` command pickles a function by
+reference, and a process actor unpickles it by importing its module, this
+one, as ``conftest`` (tests/ is on ``sys.path``: ``pythonpath`` in
+pyproject.toml, and multiprocessing hands a child its parent's ``sys.path``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import time
-from collections.abc import Callable, Iterator
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
-import psutil
 import pytest
+from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2_grpc
 
-from actorgrpc import Arbiter, arbiter
+from actorgrpc import Arbiter, arbiter, get_actor
+from actorgrpc.testing import actor_processes, authenticated_channel, running_arbiter, wait_for
 
-# Every arbiter of the run, and every tool a test starts (CLI, Node, grpcurl
-# through auth_args()), shares this secret.
+# Every arbiter of the run, and every tool a test starts (CLI, Node, grpcurl),
+# shares this secret.
 TEST_SECRET = os.environ.setdefault("ACTORGRPC_SECRET", "actorgrpc-test-secret-0123456789")
 
-
-def auth_metadata() -> tuple[tuple[str, str], ...]:
-    """The metadata raw gRPC calls of the tests carry."""
-    return (("authorization", f"Bearer {os.environ['ACTORGRPC_SECRET']}"),)
-
-
-def auth_args() -> list[str]:
-    """grpcurl's arguments for the secret."""
-    return ["-H", f"authorization: Bearer {os.environ['ACTORGRPC_SECRET']}"]
+#: Seconds to wait for a reply: generous, the machine is small and shared.
+T = 15
+#: Seconds to wait for a spawn.
+SPAWN_T = 30
+KINDS = ("process", "thread")
 
 
-class _Auth(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
-            grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor):
-    """Adds the secret to every call of a plain grpc channel."""
-
-    def _with_auth(self, details: Any) -> Any:
-        metadata = list(details.metadata or ()) + list(auth_metadata())
-        return details._replace(metadata=metadata)
-
-    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._with_auth(details), request)
-
-    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._with_auth(details), request)
-
-    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
-        return continuation(self._with_auth(details), requests)
-
-    def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
-        return continuation(self._with_auth(details), requests)
+def actorgrpc_threads() -> list[str]:
+    """Names of the live threads the runtime started in this process."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("actorgrpc-")]
 
 
-def authed_channel(target: str) -> grpc.Channel:
-    """A plain grpc channel to ``target`` whose calls carry the test secret."""
-    return grpc.intercept_channel(grpc.insecure_channel(target), _Auth())
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-
-
-def actor_processes() -> list[psutil.Process]:
-    """Processes of this test run that are actors (not multiprocessing's helpers)."""
-    me = psutil.Process(os.getpid())
+def actorgrpc_stacks() -> str:
+    """The stacks of the runtime's threads, for failure messages."""
+    frames = sys._current_frames()
     out = []
-    for child in me.children(recursive=True):
-        try:
-            if child.ppid() == me.pid:
-                cmdline = " ".join(child.cmdline())
-                if "forkserver" in cmdline or "resource_tracker" in cmdline:
-                    continue
-            if child.status() == psutil.STATUS_ZOMBIE:
-                continue
-            out.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return out
+    for t in threading.enumerate():
+        if t.name.startswith("actorgrpc-") and t.ident in frames:
+            out.append(f"--- {t.name}\n" + "".join(traceback.format_stack(frames[t.ident])))
+    return "\n".join(out)
+
+
+def ok_envelope(reply: mailbox_pb2.Envelope) -> mailbox_pb2.Envelope:
+    """Assert a reply envelope carries no error; return it."""
+    assert not reply.HasField("error"), f"{reply.error.type}: {reply.error.message}"
+    return reply
+
+
+@contextmanager
+def loop_thread(
+    loop: asyncio.AbstractEventLoop, timeout: float = 10.0
+) -> Iterator[asyncio.AbstractEventLoop]:
+    """Run ``loop`` forever on a thread of its own; then stop it, join the thread, close it."""
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        assert not thread.is_alive()
+        loop.close()
+
+
+# -- fixtures ------------------------------------------------------------------
 
 
 @pytest.fixture
 def arb() -> Iterator[Arbiter]:
     """A running arbiter on a free loopback port, stopped after the test."""
-    a = arbiter()
-    assert a is not None
-    with a:
+    with running_arbiter() as a:
         yield a
+
+
+@pytest.fixture
+def nopickle_arb() -> Iterator[Arbiter]:
+    """A running arbiter with pickle off."""
+    with running_arbiter(pickle=False) as a:
+        yield a
+
+
+@pytest.fixture
+def channel(arb: Arbiter) -> Iterator[grpc.Channel]:
+    """A plain (synchronous) grpc channel to the arbiter, carrying the secret."""
+    with authenticated_channel(arb.address) as ch:
+        yield ch
+
+
+@pytest.fixture
+def mailbox(channel: grpc.Channel) -> mailbox_pb2_grpc.MailboxStub:
+    """A Mailbox stub on the arbiter."""
+    return mailbox_pb2_grpc.MailboxStub(channel)
+
+
+@pytest.fixture
+def supervisor(channel: grpc.Channel) -> supervisor_pb2_grpc.SupervisorStub:
+    """A Supervisor stub on the arbiter."""
+    return supervisor_pb2_grpc.SupervisorStub(channel)
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +118,7 @@ def no_process_left_behind() -> Iterator[None]:
     """Every test must leave no actor process running."""
     yield
     try:
-        wait_until(lambda: not actor_processes(), timeout=15, what="actor processes to exit")
+        wait_for(lambda: not actor_processes(), timeout=15, what="actor processes to exit")
     except AssertionError:
         left = [(p.pid, " ".join(p.cmdline())[:80]) for p in actor_processes()]
         for p in actor_processes():
@@ -106,8 +126,51 @@ def no_process_left_behind() -> Iterator[None]:
         raise AssertionError(f"processes left behind: {left}") from None
 
 
-# tests/helpers.py holds shared fixtures and probes: let pytest rewrite its asserts too.
-pytest.register_assert_rewrite("helpers")
+# -- probes: run inside actors with send(p, 'run', probe) ----------------------
+
+
+def predicates(actor: Any) -> dict[str, Any]:
+    """The actor's predicates and state, as seen from inside it."""
+    return {
+        "aid": actor.aid,
+        "state": actor.state,
+        "info_state": actor.info_state,
+        "is_running": actor.is_running(),
+        "started": actor.started(),
+        "after_run": actor.after_run(),
+        "closed": actor.closed(),
+        "stopped": actor.stopped(),
+        "is_arbiter": actor.is_arbiter(),
+        "is_monitor": actor.is_monitor(),
+        "is_process": actor.is_process(),
+        "get_actor_is_me": get_actor() is actor,
+        "class": type(actor).__name__,
+    }
+
+
+def arbiter_here(actor: Any) -> Any:
+    """What ``arbiter()`` returns inside the actor, as a repr (None stays None)."""
+    a = arbiter()
+    return None if a is None else repr(a)
+
+
+def params_of(actor: Any) -> dict[str, Any]:
+    """The actor's params."""
+    return dict(actor.params)
+
+
+def set_extra(actor: Any, key: str, value: Any) -> bool:
+    """Put ``value`` in the actor's extra."""
+    actor.extra[key] = value
+    return True
+
+
+def get_extra(actor: Any, key: str, default: Any = None) -> Any:
+    """Read the actor's extra."""
+    return actor.extra.get(key, default)
+
+
+# -- the end of the session ----------------------------------------------------
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own, which tears down fixtures

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import actor_processes, wait_until
 
 from actorgrpc import (
     ACTOR_ACTION_TIMEOUT,
@@ -28,6 +27,7 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.testing import actor_processes, wait_for
 
 RELEASE = threading.Event()
 
@@ -89,7 +89,7 @@ def running(monitor) -> int:
 def test_monitor_keeps_its_pool_and_reports_it(arb):
     mon = arb.add_monitor("workers", num_workers=3)
     assert mon.wait_ready(30)
-    wait_until(lambda: running(mon) == 3, what="3 running workers")
+    wait_for(lambda: running(mon) == 3, what="3 running workers")
     pool = send("workers", "info").result(10)["pool"]
     assert pool["num_workers"] == 3 and sorted(pool["workers"]) == sorted(mon.managed_actors)
     assert arb.monitors == {"workers": mon}
@@ -99,12 +99,12 @@ def test_monitor_keeps_its_pool_and_reports_it(arb):
     assert not set(mon.managed_actors) & set(arb.managed_actors)
     victim = next(iter(mon.managed_actors.values()))
     os.kill(victim.pid, signal.SIGKILL)
-    wait_until(lambda: victim.aid in arb.terminated_actors, timeout=2 * MONITOR_TASK_PERIOD)
+    wait_for(lambda: victim.aid in arb.terminated_actors, timeout=2 * MONITOR_TASK_PERIOD)
     record = arb.terminated_actors[victim.aid]
     assert record["how"] == "killed by signal SIGKILL" and record["exitcode"] == -signal.SIGKILL
     assert record["pool_restarts"] == 1
     assert mon.terminated_actors[victim.aid] is record
-    wait_until(
+    wait_for(
         lambda: running(mon) == 3 and victim.aid not in mon.managed_actors,
         timeout=30,
         what="the pool to heal",
@@ -122,7 +122,7 @@ def test_monitor_stops_restarting_after_its_budget(arb, caplog):
         max_restarts=2,
         restart_window=60,
     )
-    wait_until(lambda: not mon.restarting, timeout=30, what="the restart budget to run out")
+    wait_for(lambda: not mon.restarting, timeout=30, what="the restart budget to run out")
     info = send("doomed", "info").result(10)
     assert info["pool"]["restarting"] is False
     assert "no more restarts" in info["extra"]["restarting"]
@@ -167,7 +167,7 @@ def test_actor_proxy_monitor(arb, concurrency):
     first = mon.notified
     # A change (here a command handled) is reported by the next notify.
     assert send(proxy, "ping").result(10) == "pong"
-    wait_until(
+    wait_for(
         lambda: mon.notified > first and mon.info["actor"]["commands_handled"] >= 1,
         timeout=3 * MONITOR_TASK_PERIOD,
         what="a notify",
@@ -180,7 +180,7 @@ def test_actor_proxy_monitor(arb, concurrency):
     mon.terminate()
     mon.join(10)
     assert not mon.is_alive()
-    wait_until(lambda: proxy.aid in arb.terminated_actors)
+    wait_for(lambda: proxy.aid in arb.terminated_actors)
     assert arb.terminated_actors[proxy.aid]["state"] == ACTOR_STATES.TERMINATE
 
 
@@ -191,7 +191,7 @@ def test_sigkill_fails_waiting_requests_at_once(arb):
     proxy = spawn().result(30)
     pid = arb.managed_actors[proxy.aid].pid
     waiting = send(proxy, "slow", 30)
-    wait_until(
+    wait_for(
         lambda: (
             arb.managed_actors[proxy.aid].info.get("events", {}).get("commands_in_progress", 0) >= 0
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -202,7 +202,7 @@ def test_sigkill_fails_waiting_requests_at_once(arb):
     with pytest.raises(ActorNotAvailable):
         waiting.result(2 * MONITOR_TASK_PERIOD)
     assert time.monotonic() - started < 2 * MONITOR_TASK_PERIOD
-    wait_until(lambda: proxy.aid in arb.terminated_actors, timeout=2 * MONITOR_TASK_PERIOD)
+    wait_for(lambda: proxy.aid in arb.terminated_actors, timeout=2 * MONITOR_TASK_PERIOD)
     with pytest.raises(ActorNotAvailable, match="SIGKILL"):
         send(proxy.aid, "ping").result(10)
 
@@ -210,13 +210,13 @@ def test_sigkill_fails_waiting_requests_at_once(arb):
 def test_death_records_say_how(arb):
     clean = spawn(concurrency="thread").result(10)
     assert send(clean, "stop").result(10) is True
-    wait_until(lambda: clean.aid in arb.terminated_actors)
+    wait_for(lambda: clean.aid in arb.terminated_actors)
     record = arb.terminated_actors[clean.aid]
     assert record["how"] == "stopped" and record["state"] == ACTOR_STATES.CLOSE
 
     exits = spawn().result(30)
     send(exits, "run", exit_seven)
-    wait_until(lambda: exits.aid in arb.terminated_actors)
+    wait_for(lambda: exits.aid in arb.terminated_actors)
     assert arb.terminated_actors[exits.aid]["how"] == "exited with code 7"
     assert arb.terminated_actors[exits.aid]["state"] == ACTOR_STATES.TERMINATE
 
@@ -228,7 +228,7 @@ def test_failing_start_hook_fails_the_spawn(arb, concurrency):
         future.result(30)
     assert isinstance(err.value, ValueError)
     assert "bad_start" in err.value.remote_traceback
-    wait_until(lambda: future.aid in arb.terminated_actors)
+    wait_for(lambda: future.aid in arb.terminated_actors)
     record = arb.terminated_actors[future.aid]
     assert "cannot start today" in record["error"]["error"]
     assert "bad_start" in record["error"]["traceback"]
@@ -240,7 +240,7 @@ def test_failing_command_and_periodic_task_do_not_kill(arb):
     with pytest.raises(CommandError) as err:
         send(proxy, "fail").result(10)
     assert isinstance(err.value, KeyError)
-    wait_until(
+    wait_for(
         lambda: send(proxy, "counted").result(10) >= 2,
         timeout=5 * MONITOR_TASK_PERIOD,
         what="two periodic tasks despite their errors",
@@ -314,7 +314,7 @@ def test_arbiter_sigkill_leaves_no_orphans(tmp_path):
     assert len(pids) == 2 and not _gone(pids)
     proc.kill()
     proc.wait(10)
-    wait_until(lambda: _gone(pids), timeout=ACTOR_ACTION_TIMEOUT, what="orphans to exit")
+    wait_for(lambda: _gone(pids), timeout=ACTOR_ACTION_TIMEOUT, what="orphans to exit")
 
 
 def test_arbiter_sigterm_stops_the_tree(tmp_path):
@@ -332,7 +332,7 @@ def test_chaos_every_request_ends(arb):
     size = 4
     mon = arb.add_monitor("chaos", num_workers=size)
     assert mon.wait_ready(60)
-    wait_until(lambda: running(mon) == size, timeout=30)
+    wait_for(lambda: running(mon) == size, timeout=30)
     outcomes = {"reply": 0, "error": 0}
     lock = threading.Lock()
     rng = random.Random(7)
@@ -376,7 +376,7 @@ def test_chaos_every_request_ends(arb):
     assert sum(outcomes.values()) == 10_000
     assert outcomes["reply"] > 5_000
     assert kills >= 1
-    wait_until(lambda: running(mon) == size, timeout=60, what="the pool back to its size")
+    wait_for(lambda: running(mon) == size, timeout=60, what="the pool back to its size")
     assert mon.restarts == kills
     assert not [
         p for p in actor_processes() if p.pid not in {m.pid for m in mon.managed_actors.values()}

@@ -8,8 +8,7 @@ import pickle
 import time
 
 import pytest
-from conftest import wait_until
-from helpers import KINDS, SPAWN_T, T, params_of, predicates
+from conftest import KINDS, SPAWN_T, T, params_of, predicates
 
 from actorgrpc import (
     ACTOR_STATES,
@@ -21,6 +20,7 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.testing import wait_for
 
 # -- hooks and classes (module level: process actors unpickle them) -------------------
 
@@ -170,7 +170,7 @@ def test_async_start_hook(arb, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_periodic_task_hook_runs_periodically(arb, kind):
     p = spawn(concurrency=kind, periodic_task=count_ticks).result(SPAWN_T)
-    wait_until(lambda: info_extra(p).get("ticks", 0) >= 2, timeout=15, what="two ticks")
+    wait_for(lambda: info_extra(p).get("ticks", 0) >= 2, timeout=15, what="two ticks")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -179,11 +179,11 @@ def test_stopping_hook_runs_on_stop(arb, kind):
     p = spawn(concurrency=kind, stopping=tell_collector).result(SPAWN_T)
     assert send("spw-collector", "spw_collected").result(T) == []
     assert send(p, "stop").result(T) is True
-    wait_until(
+    wait_for(
         lambda: send("spw-collector", "spw_collected").result(T) == [[p.aid, "stopping"]],
         what="the stopping hook's message",
     )
-    wait_until(lambda: p.aid in arb.terminated_actors, what="the actor to end")
+    wait_for(lambda: p.aid in arb.terminated_actors, what="the actor to end")
 
 
 def test_lambdas_are_fine_as_thread_actor_hooks(arb):
@@ -204,7 +204,7 @@ def test_failing_start_hook_fails_the_spawn(arb, kind):
     with pytest.raises(ActorError) as info:
         fut.result(SPAWN_T)
     assert "start hook failed on purpose" in str(info.value)
-    wait_until(lambda: fut.aid in arb.terminated_actors, what="the failed actor's record")
+    wait_for(lambda: fut.aid in arb.terminated_actors, what="the failed actor's record")
     assert fut.aid not in arb.managed_actors
 
 
@@ -217,7 +217,7 @@ def test_spawn_timeout_ends_the_actor(arb, kind):
     assert isinstance(info.value, TimeoutError)
     assert time.monotonic() - started < 5
     # Given up on: it must not linger, stuck in its start hook, until the arbiter stops.
-    wait_until(lambda: fut.aid not in arb.managed_actors, what="the timed-out actor to end")
+    wait_for(lambda: fut.aid not in arb.managed_actors, what="the timed-out actor to end")
     assert arb.terminated_actors[fut.aid]["state"] == ACTOR_STATES.TERMINATE
 
 
@@ -321,7 +321,7 @@ def test_name_taken_is_refused(arb, kind):
 def test_name_is_free_again_once_its_actor_ended(arb, kind):
     first = spawn(concurrency=kind, name="spw-reuse").result(SPAWN_T)
     send(first, "stop").result(T)
-    wait_until(lambda: first.aid in arb.terminated_actors, what="the first actor to end")
+    wait_for(lambda: first.aid in arb.terminated_actors, what="the first actor to end")
     second = spawn(concurrency=kind, name="spw-reuse").result(SPAWN_T)
     assert second.aid != first.aid
     assert send("spw-reuse", "run", predicates).result(T)["aid"] == second.aid

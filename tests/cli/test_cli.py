@@ -21,9 +21,10 @@ from typing import IO, Any
 
 import psutil
 import pytest
-from conftest import wait_until
 
 from actorgrpc import Arbiter, send, spawn
+from actorgrpc.core.proxy import format_address
+from actorgrpc.testing import wait_for
 
 TESTS = Path(__file__).resolve().parent
 #: Generous: two cores shared with other test runs.
@@ -35,7 +36,10 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     """Run ``python -m actorgrpc ARGS`` to completion (killed and reaped on timeout)."""
     return subprocess.run(
         [sys.executable, "-m", "actorgrpc", *args],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        cwd=cwd,
     )
 
 
@@ -65,11 +69,6 @@ def fails(*args: str, code: int | None = None, cwd: Path | None = None) -> str:
     return lines[0]
 
 
-def address(arb: Arbiter) -> str:
-    host, port = arb.address
-    return f"{host}:{port}"
-
-
 def free_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as s:
@@ -81,7 +80,15 @@ def ps_rows(text: str) -> dict[str, list[str]]:
     """``actorgrpc ps`` output: the header's columns must be there; rows by aid."""
     header, *rows = text.strip().splitlines()
     assert header.split() == [
-        "AID", "NAME", "KIND", "LANGUAGE", "PID", "STATE", "ADDRESS", "UPTIME", "MEMORY",
+        "AID",
+        "NAME",
+        "KIND",
+        "LANGUAGE",
+        "PID",
+        "STATE",
+        "ADDRESS",
+        "UPTIME",
+        "MEMORY",
         "COMMANDS",
     ]
     return {row.split()[0]: row.split() for row in rows}
@@ -128,9 +135,9 @@ def test_help_of_every_subcommand() -> None:
 
 def test_ping(arb: Arbiter) -> None:
     helper = spawn(name="cli-pinged", concurrency="thread").result(10)
-    assert ok("ping", address(arb)) == "pong\n"
-    assert ok("ping", address(arb), "cli-pinged") == "pong\n"
-    assert ok("ping", address(arb), helper.aid, "--timeout", "30") == "pong\n"
+    assert ok("ping", format_address(arb.address)) == "pong\n"
+    assert ok("ping", format_address(arb.address), "cli-pinged") == "pong\n"
+    assert ok("ping", format_address(arb.address), helper.aid, "--timeout", "30") == "pong\n"
 
 
 def test_ps_info_and_send_with_actors(arb: Arbiter) -> None:
@@ -138,16 +145,37 @@ def test_ps_info_and_send_with_actors(arb: Arbiter) -> None:
     thread = spawn(name="cli-thread", concurrency="thread").result(10)
     proc_pid = send(proc, "info").result(10)["actor"]["pid"]
     assert proc_pid != os.getpid()
-    addr = address(arb)
+    addr = format_address(arb.address)
 
     rows = ps_rows(ok("ps", addr))
     assert set(rows) == {arb.aid, proc.aid, thread.aid}
-    assert rows[arb.aid][:7] == [arb.aid, "arbiter", "arbiter", "python", str(os.getpid()),
-                                 "running", addr]
-    assert rows[proc.aid][:7] == [proc.aid, "cli-proc", "process", "python", str(proc_pid),
-                                  "running", f"{proc.address[0]}:{proc.address[1]}"]
-    assert rows[thread.aid][:7] == [thread.aid, "cli-thread", "thread", "python",
-                                    str(os.getpid()), "running", addr]
+    assert rows[arb.aid][:7] == [
+        arb.aid,
+        "arbiter",
+        "arbiter",
+        "python",
+        str(os.getpid()),
+        "running",
+        addr,
+    ]
+    assert rows[proc.aid][:7] == [
+        proc.aid,
+        "cli-proc",
+        "process",
+        "python",
+        str(proc_pid),
+        "running",
+        f"{proc.address[0]}:{proc.address[1]}",
+    ]
+    assert rows[thread.aid][:7] == [
+        thread.aid,
+        "cli-thread",
+        "thread",
+        "python",
+        str(os.getpid()),
+        "running",
+        addr,
+    ]
     assert rows[arb.aid][-2] == "MiB", rows[arb.aid]  # memory of the arbiter's process
     for row in rows.values():
         assert row[-1].isdigit(), row  # commands handled
@@ -179,14 +207,22 @@ def test_ps_info_and_send_with_actors(arb: Arbiter) -> None:
 
 
 def test_send_values(arb: Arbiter) -> None:
-    addr = address(arb)
+    addr = format_address(arb.address)
     payload = [1, -2.5, "x é", None, True, {"k": [1, {"n": None}]}, [], 2**70]
     assert ok_json("send", addr, "arbiter", "echo", json.dumps(payload)) == payload
     assert ok_json("send", addr, "arbiter", "echo", "-5") == -5
     assert ok_json("send", addr, "arbiter", "echo", "--kw", "message=false") is False
     # An ActorProxy in a reply prints as {aid, name, address}.
-    ref = ok_json("send", addr, "arbiter", "spawn", "--kw", 'name="cli-spawned"',
-                  "--kw", 'concurrency="thread"')
+    ref = ok_json(
+        "send",
+        addr,
+        "arbiter",
+        "spawn",
+        "--kw",
+        'name="cli-spawned"',
+        "--kw",
+        'concurrency="thread"',
+    )
     assert set(ref) == {"aid", "name", "address"}
     assert ref["name"] == "cli-spawned"
     assert ref["address"] == addr  # a thread actor lives in the arbiter's process
@@ -195,7 +231,7 @@ def test_send_values(arb: Arbiter) -> None:
 
 
 def test_errors(arb: Arbiter) -> None:
-    addr = address(arb)
+    addr = format_address(arb.address)
     # Nothing listens there.
     nobody = f"127.0.0.1:{free_port()}"
     assert "cannot reach 127.0.0.1:" in fails("ping", nobody, code=1)
@@ -211,7 +247,7 @@ def test_errors(arb: Arbiter) -> None:
     # An actor that ended: UNAVAILABLE, with how it ended (not "cannot reach").
     dead = spawn(name="cli-dead", concurrency="thread").result(10)
     assert send(dead, "stop").result(10) is True
-    wait_until(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
+    wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     line = fails("send", addr, "cli-dead", "ping", code=1)
     assert "UNAVAILABLE" in line and "cli-dead ended" in line, line
     # No such command: UNIMPLEMENTED.
@@ -237,8 +273,14 @@ def test_errors(arb: Arbiter) -> None:
 class Run:
     """A running ``actorgrpc run`` subprocess and what it announced."""
 
-    def __init__(self, proc: subprocess.Popen[str], stderr: IO[str], pump: threading.Thread,
-                 aid: str, address: str) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[str],
+        stderr: IO[str],
+        pump: threading.Thread,
+        aid: str,
+        address: str,
+    ) -> None:
         self.proc = proc
         self.stderr = stderr
         self.pump = pump
@@ -270,7 +312,10 @@ def run_cli() -> Iterator[Callable[..., Run]]:
         err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed at teardown
         proc = subprocess.Popen(
             [sys.executable, "-m", "actorgrpc", "run", *args],
-            stdout=subprocess.PIPE, stderr=err, text=True, cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            cwd=cwd,
         )
         lines: queue.Queue[str | None] = queue.Queue()
         assert proc.stdout is not None
@@ -308,7 +353,7 @@ def run_cli() -> Iterator[Callable[..., Run]]:
                     with contextlib.suppress(psutil.NoSuchProcess):
                         p.kill()
                 proc.wait(10)
-            wait_until(lambda family=family: gone(family), 30, "actorgrpc run's processes to end")
+            wait_for(lambda family=family: gone(family), 30, "actorgrpc run's processes to end")
         pump.join(10)
         assert proc.stdout is not None
         proc.stdout.close()
@@ -325,13 +370,13 @@ def test_run_stops_cleanly_on_sigterm(run_cli: Callable[..., Run]) -> None:
     family = run.family()
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(CLI_TIMEOUT) == 0, run.stderr_text()
-    wait_until(lambda: gone(family), 30, "actorgrpc run's processes to end")
+    wait_for(lambda: gone(family), 30, "actorgrpc run's processes to end")
     assert "Traceback" not in run.stderr_text()
     assert "cannot reach" in fails("ping", run.address, code=1)
 
 
 def test_run_with_a_start_hook(run_cli: Callable[..., Run]) -> None:
-    # tests/ is the current directory: the CLI imports cli_hook from there, and
+    # tests/cli/ is the current directory: the CLI imports cli_hook from there, and
     # so does the process actor the hook spawns (for the cli_greet command).
     run = run_cli("cli_hook:setup", cwd=TESTS)
     rows = ps_rows(ok("ps", run.address))
@@ -353,7 +398,7 @@ def test_run_with_a_start_hook(run_cli: Callable[..., Run]) -> None:
     }
     run.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert run.proc.wait(CLI_TIMEOUT) == 0, run.stderr_text()
-    wait_until(lambda: gone(family), 30, "actorgrpc run's actors to end")
+    wait_for(lambda: gone(family), 30, "actorgrpc run's actors to end")
     assert "Traceback" not in run.stderr_text()
 
 

@@ -7,7 +7,7 @@ import pickle
 import time
 
 import pytest
-from helpers import KINDS, SPAWN_T, T
+from conftest import KINDS, SPAWN_T, T
 
 from actorgrpc import (
     ActorError,

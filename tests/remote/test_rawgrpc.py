@@ -8,14 +8,12 @@ import queue
 import grpc
 import pytest
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, value_pb2
-from conftest import authed_channel
+from conftest import SPAWN_T, T, ok_envelope
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import SPAWN_T, T, ok_envelope
 
 from actorgrpc import ACTOR_STATES, BadRequest, command, spawn
-
-#: Fixtures of helpers.py (nopickle_arb, channel, mailbox, supervisor).
-pytest_plugins = ["helpers"]
+from actorgrpc.core.proxy import format_address
+from actorgrpc.testing import authenticated_channel
 
 Envelope = mailbox_pb2.Envelope
 Value = value_pb2.Value
@@ -71,10 +69,6 @@ async def raw_late(request, seconds):
     """Answer after ``seconds``: a reply that comes after the client half-closed."""
     await asyncio.sleep(seconds)
     return "late"
-
-
-def addr(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
 
 
 def s(text: str) -> Value:
@@ -143,8 +137,7 @@ def test_send_to_spawned_actors_by_name_through_the_arbiter(arb, mailbox, kind):
 
 def test_send_straight_to_a_process_actors_own_server(arb):
     p = spawn(name="raw-direct").result(SPAWN_T)
-    host, port = p.address
-    with authed_channel(f"{host}:{port}") as ch:
+    with authenticated_channel(p.address) as ch:
         stub = mailbox_pb2_grpc.MailboxStub(ch)
         reply = ok_envelope(stub.Send(request(p.aid, "ping"), timeout=T))
         assert reply.result.string_value == "pong"
@@ -233,7 +226,7 @@ def test_batch_through_send_is_refused(mailbox):
 def test_pickled_value_refused_by_an_arbiter_with_pickle_off():
     from actorgrpc import arbiter
 
-    with arbiter(pickle=False) as a, authed_channel(addr(a.address)) as ch:
+    with arbiter(pickle=False) as a, authenticated_channel(a.address) as ch:
         stub = mailbox_pb2_grpc.MailboxStub(ch)
         one = value_pb2.Pickled(data=b"\x80\x05K\x01.", type_name="builtins.int")
         pickled = Value(pickled_value=one)
@@ -379,7 +372,7 @@ def test_supervisor_info_lists_the_tree(arb, supervisor):
         summary = actors[proxy.aid]
         assert summary.kind == kind
         assert summary.ref.name == proxy.name
-        assert summary.ref.address == addr(proxy.address)
+        assert summary.ref.address == format_address(proxy.address)
         assert summary.state == ACTOR_STATES.RUN
         assert summary.info_state == "running"
         assert summary.pid > 0
@@ -392,11 +385,11 @@ def test_supervisor_info_lists_the_tree(arb, supervisor):
 def test_supervisor_lookup(arb, supervisor):
     p = spawn(name="raw-lookup").result(SPAWN_T)
     ref = supervisor.Lookup(supervisor_pb2.LookupRequest(target="raw-lookup"), timeout=T).ref
-    assert (ref.aid, ref.name, ref.address) == (p.aid, "raw-lookup", addr(p.address))
+    assert (ref.aid, ref.name, ref.address) == (p.aid, "raw-lookup", format_address(p.address))
     ref = supervisor.Lookup(supervisor_pb2.LookupRequest(target=p.aid), timeout=T).ref
     assert ref.aid == p.aid
     ref = supervisor.Lookup(supervisor_pb2.LookupRequest(target="arbiter"), timeout=T).ref
-    assert ref.aid == arb.aid and ref.address == addr(arb.address)
+    assert ref.aid == arb.aid and ref.address == format_address(arb.address)
     with pytest.raises(grpc.RpcError) as info:
         supervisor.Lookup(supervisor_pb2.LookupRequest(target="raw-nobody"), timeout=T)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
@@ -431,7 +424,7 @@ def test_health_of_the_arbiter(channel, service):
 
 def test_health_of_a_process_actor(arb):
     p = spawn().result(SPAWN_T)
-    with authed_channel(addr(p.address)) as ch:
+    with authenticated_channel(p.address) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for service in ("", "actorgrpc.v1.Mailbox"):
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=T)

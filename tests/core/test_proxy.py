@@ -8,10 +8,10 @@ import pickle
 import threading
 
 import pytest
-from conftest import wait_until
-from helpers import KINDS, SPAWN_T, T, actorgrpc_stacks
+from conftest import KINDS, SPAWN_T, T, actorgrpc_stacks
 
 from actorgrpc import ACTOR_STATES, ActorProxy, ActorProxyMonitor, ActorTimeout, send, spawn
+from actorgrpc.testing import wait_for
 
 
 def test_proxy_fields_and_normalised_address():
@@ -70,7 +70,7 @@ def test_monitor_of_a_running_actor(arb, kind):
         assert monitor.pid not in (0, os.getpid())
     # Refreshed by the actor's notifies.
     assert monitor.notified > 0
-    wait_until(lambda: monitor.info.get("actor", {}).get("aid") == p.aid, what="the monitor's info")
+    wait_for(lambda: monitor.info.get("actor", {}).get("aid") == p.aid, what="the monitor's info")
     assert monitor.info["actor"]["pid"] == monitor.pid
     assert monitor.death is None
     assert "running" in repr(monitor)
@@ -129,7 +129,7 @@ def test_monitor_terminate(arb, kind):
     except ActorTimeout:
         pytest.fail(f"terminate() did not end the actor within {T}s:\n{actorgrpc_stacks()}")
     assert monitor.is_alive() is False
-    wait_until(lambda: p.aid in arb.terminated_actors, what="the death record")
+    wait_for(lambda: p.aid in arb.terminated_actors, what="the death record")
     assert arb.terminated_actors[p.aid]["state"] == ACTOR_STATES.TERMINATE
     assert send("arbiter", "ping").result(T) == "pong"
 

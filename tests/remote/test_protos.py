@@ -12,7 +12,7 @@ from actorgrpc.v1 import mailbox_pb2, supervisor_pb2, value_pb2
 
 from actorgrpc.core import errors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROTOS = ROOT / "protos"
 GENERATED = ROOT / "generated" / "actorgrpc" / "v1"
 PROTO_FILES = sorted((PROTOS / "actorgrpc" / "v1").glob("*.proto"))

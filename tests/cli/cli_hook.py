@@ -1,6 +1,6 @@
-"""A start hook for ``actorgrpc run cli_hook:setup`` (tests/test_cli.py).
+"""A start hook for ``actorgrpc run cli_hook:setup`` (tests/cli/test_cli.py).
 
-Run with tests/ as the current directory: the CLI makes it importable, and
+Run with tests/cli/ as the current directory: the CLI makes it importable, and
 the process actor it spawns imports this module for the ``cli_greet`` command.
 """
 

@@ -13,6 +13,7 @@ from actorgrpc.v1 import mailbox_pb2, value_pb2
 from actorgrpc import ActorProxy, BadRequest, PermissionDenied
 from actorgrpc.core.proxy import format_address, parse_address
 from actorgrpc.remote import wire
+from actorgrpc.testing import same
 
 
 @dataclass
@@ -62,23 +63,6 @@ TYPED = [
     ([{"k": [(), [], {}]}, ({"t": (1, 2)},)], "list_value"),
     (PROXY, "actor_value"),
 ]
-
-
-def same(a: object, b: object) -> bool:
-    """Equal, with the same types all the way down (1 != True, tuple != list, -0.0 != 0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a):
-            return math.isnan(b)  # type: ignore[arg-type]
-        return a == b and math.copysign(1, a) == math.copysign(1, b)  # type: ignore[arg-type]
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)  # type: ignore[attr-defined,index]
-    if isinstance(a, ActorProxy):
-        return (a.aid, a.name, a.address) == (b.aid, b.name, b.address)  # type: ignore[attr-defined]
-    return a == b
 
 
 @pytest.mark.parametrize(

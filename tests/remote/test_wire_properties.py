@@ -33,6 +33,7 @@ from actorgrpc import (
 )
 from actorgrpc.core.proxy import parse_address
 from actorgrpc.remote import wire
+from actorgrpc.testing import same
 
 SECRET = "wire-properties-" + "p" * 16
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -46,24 +47,7 @@ PROPS = settings(
 FEW = settings(PROPS, max_examples=60)
 
 
-# -- comparing: equal, and the same types all the way down -------------------------------
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal with identical types (True is not 1, (1,) is not [1], -0.0 is not 0.0, nan is nan)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, ActorProxy):
-        return (a.aid, a.name, a.address) == (b.aid, b.name, b.address)
-    return bool(a == b)
+# -- comparing: same() (actorgrpc.testing), and the kinds a Value uses -------------------
 
 
 def kinds(value: value_pb2.Value) -> set[str]:
@@ -293,8 +277,12 @@ def _local_class_instance() -> Any:
 @pytest.mark.parametrize("how", range(4))
 @pytest.mark.parametrize(
     ("value", "type_part"),
-    [(lambda: 1, "function"), (threading.Lock(), "lock"), (_generator(), "generator"),
-     (_local_class_instance(), "Local")],
+    [
+        (lambda: 1, "function"),
+        (threading.Lock(), "lock"),
+        (_generator(), "generator"),
+        (_local_class_instance(), "Local"),
+    ],
     ids=["lambda", "lock", "generator", "local-class"],
 )
 def test_unpicklable_values_are_a_bad_request_naming_their_type(value, type_part, how):
@@ -314,8 +302,11 @@ def nest(depth: int, shape: str) -> Any:
     """1 inside ``depth`` lists, tuples or dicts; "lists-in-a-dict": lists, then one dict."""
     value: Any = 1
     for _ in range(depth):
-        value = [value] if shape in ("list", "lists-in-a-dict") else (
-            (value,) if shape == "tuple" else {"k": value})
+        value = (
+            [value]
+            if shape in ("list", "lists-in-a-dict")
+            else ((value,) if shape == "tuple" else {"k": value})
+        )
     return {"k": value} if shape == "lists-in-a-dict" else value
 
 
@@ -356,8 +347,10 @@ def test_decoding_a_too_deep_value_is_a_bad_request(depth):
 
 
 @FEW
-@given(st.integers(min_value=1, max_value=1200),
-       st.sampled_from(["list", "tuple", "dict", "lists-in-a-dict"]))
+@given(
+    st.integers(min_value=1, max_value=1200),
+    st.sampled_from(["list", "tuple", "dict", "lists-in-a-dict"]),
+)
 def test_whatever_encode_accepts_the_wire_carries(depth, shape):
     """A value is either refused by encode (BadRequest) or can be read back by a
     peer, alone in an envelope and inside a batch (how streams carry envelopes).
@@ -414,13 +407,43 @@ def test_strings_with_lone_surrogates_are_a_bad_request(prefix, bad, where):
 garbage_addresses = st.one_of(
     st.text(max_size=30),
     st.builds(lambda h, p: f"{h}:{p}", st.text(max_size=10), st.text(max_size=8)),
-    st.sampled_from(["", ":", "host:", ":80", "[::1]", "1.2.3.4:99999999999", "h:-1", "h:٣",
-                     "h:²", "h:" + "9" * 5000, "[[::1]]:1", "a:b:c:1"]),
+    st.sampled_from(
+        [
+            "",
+            ":",
+            "host:",
+            ":80",
+            "[::1]",
+            "1.2.3.4:99999999999",
+            "h:-1",
+            "h:٣",
+            "h:²",
+            "h:" + "9" * 5000,
+            "[[::1]]:1",
+            "a:b:c:1",
+        ]
+    ),
 )
 garbage_big_ints = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["", "-", "+", "1e5", "0x10", " 7 ", "1_000", "٣", "9" * 5000, "-" + "9" * 4400,
-                     "nan", "inf", "1.5", "\x00"]),
+    st.sampled_from(
+        [
+            "",
+            "-",
+            "+",
+            "1e5",
+            "0x10",
+            " 7 ",
+            "1_000",
+            "٣",
+            "9" * 5000,
+            "-" + "9" * 4400,
+            "nan",
+            "inf",
+            "1.5",
+            "\x00",
+        ]
+    ),
     st.integers().map(str),
 )
 garbage_pickles = st.one_of(

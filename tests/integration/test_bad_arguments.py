@@ -32,19 +32,14 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.testing import running_arbiter
 
 SECRET = "bad-arguments-" + "b" * 20
 
 
 @pytest.fixture
 def tree():
-    with arbiter(secret=SECRET) as arb:
-        yield arb
-
-
-@pytest.fixture
-def nopickle():
-    with arbiter(secret=SECRET, pickle=False) as arb:
+    with running_arbiter(secret=SECRET) as arb:
         yield arb
 
 
@@ -65,41 +60,45 @@ def refused(exc_type: Any, match: str, **params: Any) -> None:
 # -- arbiter() ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("params", "exc_type", "match"), [
-    ({"host": 1}, TypeError, "host"),
-    ({"host": ""}, TypeError, "host"),
-    ({"host": None}, TypeError, "host"),
-    ({"port": "80"}, ValueError, "port"),
-    ({"port": -1}, ValueError, "port"),
-    ({"port": 65536}, ValueError, "port"),
-    ({"port": True}, ValueError, "port"),
-    ({"port": 1.5}, ValueError, "port"),
-    ({"name": 3}, TypeError, "name"),
-    ({"name": ""}, TypeError, "name"),
-    ({"start_method": "fork"}, ValueError, "start_method"),
-    ({"start_method": 1}, ValueError, "start_method"),
-    ({"max_message_size": "1"}, ValueError, "max_message_size"),
-    ({"max_message_size": 10}, ValueError, "max_message_size"),
-    ({"max_message_size": True}, ValueError, "max_message_size"),
-    ({"max_message_size": 2.0**30}, ValueError, "max_message_size"),
-    ({"max_mailbox": 0}, ValueError, "max_mailbox"),
-    ({"max_mailbox": 1.5}, ValueError, "max_mailbox"),
-    ({"max_mailbox": "10"}, ValueError, "max_mailbox"),
-    ({"secret": 123}, ValueError, "secret"),
-    ({"secret": b"x" * 20}, ValueError, "secret"),
-    ({"secret": ""}, ValueError, "secret"),
-    ({"secret": "short"}, ValueError, "secret"),
-    ({"secret": "line\nbreak" * 3}, ValueError, "secret"),
-    ({"tls": "yes"}, TypeError, "tls"),
-    ({"tls": 123}, TypeError, "tls"),
-    ({"tls": {}}, ValueError, "tls"),
-    ({"tls": {"cert": 3, "key": 3}}, TypeError, "tls"),
-    ({"tls": {"certificate": b"x"}}, TypeError, "unknown keys"),
-    ({"start": 3}, TypeError, "start hook"),
-    ({"stopping": "x"}, TypeError, "stopping hook"),
-    ({"periodic_task": 1}, TypeError, "periodic_task hook"),
-    ({"host": "0.0.0.0"}, ValueError, "without TLS"),
-], ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    ("params", "exc_type", "match"),
+    [
+        ({"host": 1}, TypeError, "host"),
+        ({"host": ""}, TypeError, "host"),
+        ({"host": None}, TypeError, "host"),
+        ({"port": "80"}, ValueError, "port"),
+        ({"port": -1}, ValueError, "port"),
+        ({"port": 65536}, ValueError, "port"),
+        ({"port": True}, ValueError, "port"),
+        ({"port": 1.5}, ValueError, "port"),
+        ({"name": 3}, TypeError, "name"),
+        ({"name": ""}, TypeError, "name"),
+        ({"start_method": "fork"}, ValueError, "start_method"),
+        ({"start_method": 1}, ValueError, "start_method"),
+        ({"max_message_size": "1"}, ValueError, "max_message_size"),
+        ({"max_message_size": 10}, ValueError, "max_message_size"),
+        ({"max_message_size": True}, ValueError, "max_message_size"),
+        ({"max_message_size": 2.0**30}, ValueError, "max_message_size"),
+        ({"max_mailbox": 0}, ValueError, "max_mailbox"),
+        ({"max_mailbox": 1.5}, ValueError, "max_mailbox"),
+        ({"max_mailbox": "10"}, ValueError, "max_mailbox"),
+        ({"secret": 123}, ValueError, "secret"),
+        ({"secret": b"x" * 20}, ValueError, "secret"),
+        ({"secret": ""}, ValueError, "secret"),
+        ({"secret": "short"}, ValueError, "secret"),
+        ({"secret": "line\nbreak" * 3}, ValueError, "secret"),
+        ({"tls": "yes"}, TypeError, "tls"),
+        ({"tls": 123}, TypeError, "tls"),
+        ({"tls": {}}, ValueError, "tls"),
+        ({"tls": {"cert": 3, "key": 3}}, TypeError, "tls"),
+        ({"tls": {"certificate": b"x"}}, TypeError, "unknown keys"),
+        ({"start": 3}, TypeError, "start hook"),
+        ({"stopping": "x"}, TypeError, "stopping hook"),
+        ({"periodic_task": 1}, TypeError, "periodic_task hook"),
+        ({"host": "0.0.0.0"}, ValueError, "without TLS"),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None,
+)
 def test_arbiter_refuses_bad_parameters_naming_them(params, exc_type, match):
     refused(exc_type, match, **params)
 
@@ -174,31 +173,35 @@ class NotAnActor:
     pass
 
 
-@pytest.mark.parametrize(("params", "exc_type", "match"), [
-    ({"aid": 3}, TypeError, "aid"),
-    ({"aid": "x" * 129}, TypeError, "aid"),
-    ({"aid": "a\nb"}, TypeError, "aid"),
-    ({"aid": ["a"]}, TypeError, "aid"),
-    ({"name": 3}, TypeError, "name"),
-    ({"name": ""}, TypeError, "name"),
-    ({"name": "n" * 129}, TypeError, "name"),
-    ({"name": "arbiter"}, ValueError, "reserved"),
-    ({"concurrency": "fork"}, ValueError, "concurrency"),
-    ({"concurrency": None}, ValueError, "concurrency"),
-    ({"concurrency": 1}, ValueError, "concurrency"),
-    ({"start": 3}, TypeError, "start hook"),
-    ({"stopping": "x"}, TypeError, "stopping hook"),
-    ({"periodic_task": [print]}, TypeError, "periodic_task hook"),
-    ({"actor_class": int}, TypeError, "actor_class"),
-    ({"actor_class": "Actor"}, TypeError, "actor_class"),
-    ({"actor_class": NotAnActor}, TypeError, "actor_class"),
-    ({"timeout": -1}, ValueError, "timeout"),
-    ({"timeout": 0}, ValueError, "timeout"),
-    ({"timeout": True}, ValueError, "timeout"),
-    ({"timeout": "5"}, ValueError, "timeout"),
-    ({"timeout": math.nan}, ValueError, "timeout"),
-    ({"timeout": None}, ValueError, "timeout"),
-], ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    ("params", "exc_type", "match"),
+    [
+        ({"aid": 3}, TypeError, "aid"),
+        ({"aid": "x" * 129}, TypeError, "aid"),
+        ({"aid": "a\nb"}, TypeError, "aid"),
+        ({"aid": ["a"]}, TypeError, "aid"),
+        ({"name": 3}, TypeError, "name"),
+        ({"name": ""}, TypeError, "name"),
+        ({"name": "n" * 129}, TypeError, "name"),
+        ({"name": "arbiter"}, ValueError, "reserved"),
+        ({"concurrency": "fork"}, ValueError, "concurrency"),
+        ({"concurrency": None}, ValueError, "concurrency"),
+        ({"concurrency": 1}, ValueError, "concurrency"),
+        ({"start": 3}, TypeError, "start hook"),
+        ({"stopping": "x"}, TypeError, "stopping hook"),
+        ({"periodic_task": [print]}, TypeError, "periodic_task hook"),
+        ({"actor_class": int}, TypeError, "actor_class"),
+        ({"actor_class": "Actor"}, TypeError, "actor_class"),
+        ({"actor_class": NotAnActor}, TypeError, "actor_class"),
+        ({"timeout": -1}, ValueError, "timeout"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": True}, ValueError, "timeout"),
+        ({"timeout": "5"}, ValueError, "timeout"),
+        ({"timeout": math.nan}, ValueError, "timeout"),
+        ({"timeout": None}, ValueError, "timeout"),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None,
+)
 def test_spawn_refuses_bad_parameters_naming_them(tree, params, exc_type, match):
     with pytest.raises(exc_type, match=match):
         spawn(**params)
@@ -220,12 +223,16 @@ def hook(actor: Any) -> None:
     """A module-level hook: picklable."""
 
 
-@pytest.mark.parametrize(("params", "what"), [
-    ({"start": lambda actor: None}, "function"),
-    ({"stopping": functools.partial(lambda actor, x: None, x=1)}, "lambda"),
-    ({"lock": threading.Lock()}, "lock"),
-    ({"actor_class": type("LocalActor", (Actor,), {})}, "LocalActor"),
-], ids=["lambda-hook", "partial-of-lambda", "lock-param", "local-class"])
+@pytest.mark.parametrize(
+    ("params", "what"),
+    [
+        ({"start": lambda actor: None}, "function"),
+        ({"stopping": functools.partial(lambda actor, x: None, x=1)}, "lambda"),
+        ({"lock": threading.Lock()}, "lock"),
+        ({"actor_class": type("LocalActor", (Actor,), {})}, "LocalActor"),
+    ],
+    ids=["lambda-hook", "partial-of-lambda", "lock-param", "local-class"],
+)
 def test_unpicklable_spawn_parameters_of_a_process_actor_are_a_bad_request(tree, params, what):
     future = spawn(**params)
     with pytest.raises(BadRequest, match="picklable") as err:
@@ -256,8 +263,9 @@ def worker(tree):
     return spawn(name="worker", concurrency="thread").result(10)
 
 
-@pytest.mark.parametrize("target", [None, 3, "", b"worker", ["worker"], 1.5, {"aid": "x"}],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "target", [None, 3, "", b"worker", ["worker"], 1.5, {"aid": "x"}], ids=repr
+)
 def test_send_refuses_a_bad_target_naming_it(worker, target):
     with pytest.raises(TypeError, match="target"):
         send(target, "ping")
@@ -269,10 +277,14 @@ def test_send_refuses_a_bad_action_naming_it(worker, action):
         send(worker, action)
 
 
-@pytest.mark.parametrize(("target", "action", "what"), [
-    ("worker", "\ud800", "action"),
-    ("\udcff", "ping", "target"),
-], ids=["action", "target"])
+@pytest.mark.parametrize(
+    ("target", "action", "what"),
+    [
+        ("worker", "\ud800", "action"),
+        ("\udcff", "ping", "target"),
+    ],
+    ids=["action", "target"],
+)
 def test_send_refuses_names_utf8_cannot_carry_naming_them(worker, target, action, what):
     """A lone surrogate in a target or action raises a raw UnicodeEncodeError
     today (from protobuf), which names neither."""
@@ -288,7 +300,7 @@ def test_send_arguments_utf8_cannot_carry_are_a_bad_request(worker):
         send(worker, "echo", message={"\udc80": 1})
 
 
-def test_send_unencodable_arguments_with_pickle_off_names_their_type(nopickle):
+def test_send_unencodable_arguments_with_pickle_off_names_their_type(nopickle_arb):
     proxy = spawn(concurrency="thread").result(10)
     with pytest.raises(PermissionDenied, match=r"builtins\.set"):
         send(proxy, "echo", {1, 2})
@@ -372,8 +384,9 @@ class _CallableObject:
         return 2
 
 
-@pytest.mark.parametrize("fn", [functools.partial(_named), _CallableObject()],
-                         ids=["partial", "callable-object"])
+@pytest.mark.parametrize(
+    "fn", [functools.partial(_named), _CallableObject()], ids=["partial", "callable-object"]
+)
 def test_command_of_a_callable_without_a_name_is_a_clear_type_error(fn):
     """Today: a raw AttributeError ('... has no attribute __name__')."""
     with pytest.raises(TypeError, match="name"):
@@ -418,24 +431,28 @@ def test_actor_get_actor_refuses_a_non_str(worker):
 # -- add_monitor ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("params", "exc_type", "match"), [
-    ({"num_workers": -1}, ValueError, "num_workers"),
-    ({"num_workers": "2"}, ValueError, "num_workers"),
-    ({"num_workers": True}, ValueError, "num_workers"),
-    ({"num_workers": 1.5}, ValueError, "num_workers"),
-    ({"max_restarts": -1}, ValueError, "max_restarts"),
-    ({"max_restarts": "x"}, ValueError, "max_restarts"),
-    ({"max_restarts": False}, ValueError, "max_restarts"),
-    ({"restart_window": 0}, ValueError, "restart_window"),
-    ({"restart_window": -1.5}, ValueError, "restart_window"),
-    ({"restart_window": "1"}, ValueError, "restart_window"),
-    ({"restart_window": True}, ValueError, "restart_window"),
-    ({"aid": "x"}, TypeError, "aid"),
-    ({"name": "x"}, TypeError, "name"),
-    ({"concurrency": "fork"}, ValueError, "concurrency"),
-    ({"start": 5}, TypeError, "start hook"),
-    ({"timeout": -1}, ValueError, "timeout"),
-], ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    ("params", "exc_type", "match"),
+    [
+        ({"num_workers": -1}, ValueError, "num_workers"),
+        ({"num_workers": "2"}, ValueError, "num_workers"),
+        ({"num_workers": True}, ValueError, "num_workers"),
+        ({"num_workers": 1.5}, ValueError, "num_workers"),
+        ({"max_restarts": -1}, ValueError, "max_restarts"),
+        ({"max_restarts": "x"}, ValueError, "max_restarts"),
+        ({"max_restarts": False}, ValueError, "max_restarts"),
+        ({"restart_window": 0}, ValueError, "restart_window"),
+        ({"restart_window": -1.5}, ValueError, "restart_window"),
+        ({"restart_window": "1"}, ValueError, "restart_window"),
+        ({"restart_window": True}, ValueError, "restart_window"),
+        ({"aid": "x"}, TypeError, "aid"),
+        ({"name": "x"}, TypeError, "name"),
+        ({"concurrency": "fork"}, ValueError, "concurrency"),
+        ({"start": 5}, TypeError, "start hook"),
+        ({"timeout": -1}, ValueError, "timeout"),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None,
+)
 def test_add_monitor_refuses_bad_parameters_naming_them(tree, params, exc_type, match):
     with pytest.raises(exc_type, match=match):
         tree.add_monitor("pool", **params)
@@ -469,13 +486,17 @@ def test_join_waits_then_times_out_as_documented(tree, worker):
     assert not monitor.is_alive()
 
 
-@pytest.mark.parametrize(("timeout", "exc_type"), [
-    ("1", TypeError),
-    (True, TypeError),
-    ([1], TypeError),
-    (-1, ValueError),
-    (math.nan, ValueError),
-], ids=repr)
+@pytest.mark.parametrize(
+    ("timeout", "exc_type"),
+    [
+        ("1", TypeError),
+        (True, TypeError),
+        ([1], TypeError),
+        (-1, ValueError),
+        (math.nan, ValueError),
+    ],
+    ids=repr,
+)
 def test_join_refuses_a_bad_timeout_naming_it(tree, worker, timeout, exc_type):
     """join('1') raises a raw "unsupported operand type(s) for +" today; join(True)
     says "still alive after Trues"; join(-1) "still alive after -1s"; join(nan)

@@ -22,7 +22,6 @@ from typing import Any
 import grpc
 import pytest
 from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
-from conftest import wait_until
 
 from actorgrpc import (
     ACTOR_ACTION_TIMEOUT,
@@ -39,8 +38,9 @@ from actorgrpc import (
 )
 from actorgrpc.core.proxy import format_address
 from actorgrpc.remote import wire
+from actorgrpc.testing import auth_metadata, wait_for
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
+NODE_DIR = Path(__file__).resolve().parents[2] / "clients" / "node"
 NODE = shutil.which("node")
 START_TIMEOUT = 60  # seconds: two cores shared with other test runs
 
@@ -87,11 +87,6 @@ def tree_secret(arb) -> str | None:
             if isinstance(value, str) and value:
                 return value
     return None
-
-
-def auth_metadata(arb) -> tuple[tuple[str, str], ...]:
-    secret = tree_secret(arb)
-    return (("authorization", f"Bearer {secret}"),) if secret else ()
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +139,7 @@ class Program:
 
     def first_line(self, timeout: float = START_TIMEOUT) -> str:
         """The first line it prints; fails if it exits first."""
-        wait_until(
+        wait_for(
             lambda: self.lines or self.popen.poll() is not None,
             timeout=timeout,
             what=f"a line from {self.popen.args}",
@@ -349,7 +344,9 @@ def test_node_actor_joins_the_tree(arb, node) -> None:
     # The same through the wire: Supervisor.Info and Lookup.
     with grpc.insecure_channel(format_address(arb.address)) as channel:
         stub = supervisor_pb2_grpc.SupervisorStub(channel)
-        tree = stub.Info(supervisor_pb2.InfoRequest(), timeout=30, metadata=auth_metadata(arb))
+        tree = stub.Info(
+            supervisor_pb2.InfoRequest(), timeout=30, metadata=auth_metadata(tree_secret(arb))
+        )
         summary = {s.ref.aid: s for s in tree.actors}[js.aid]
         assert (summary.language, summary.kind, summary.ref.name) == ("node", "external", "jsactor")
         assert (summary.pid, summary.state, summary.info_state) == (
@@ -361,14 +358,16 @@ def test_node_actor_joins_the_tree(arb, node) -> None:
         assert summary.supervisor == arb.aid
         assert wire.decode(summary.info)["actor"]["aid"] == js.aid
         found = stub.Lookup(
-            supervisor_pb2.LookupRequest(target="jsactor"), timeout=30, metadata=auth_metadata(arb)
+            supervisor_pb2.LookupRequest(target="jsactor"),
+            timeout=30,
+            metadata=auth_metadata(tree_secret(arb)),
         )
         assert (found.ref.aid, found.ref.address) == (js.aid, js.address)
 
     # Its notifies keep coming: the info it reports moves on.
     handled = entry["info"]["actor"]["commands_handled"]
     assert send(js.aid, "ping").result(30) == "pong"
-    wait_until(
+    wait_for(
         lambda: arb.managed_actors[js.aid].info["actor"]["commands_handled"] > handled,
         timeout=30,
         what="a notify reporting the ping",
@@ -455,7 +454,7 @@ def test_sigkilled_node_actor_is_seen_dead(arb, node) -> None:
     js.popen.kill()
     killed = time.monotonic()
     js.wait(15)
-    wait_until(
+    wait_for(
         lambda: js.aid not in arb.managed_actors,
         timeout=2 * MONITOR_TASK_PERIOD + 0.5 - (time.monotonic() - killed),
         what="the arbiter to drop the killed node actor",
@@ -476,7 +475,7 @@ def test_frozen_node_actor_misses_its_notifies_then_leaves(arb, node) -> None:
     js.popen.send_signal(signal.SIGSTOP)  # its stream stays open: only its notifies stop
     try:
         stopped = time.monotonic()
-        wait_until(
+        wait_for(
             lambda: js.aid not in arb.managed_actors,
             timeout=2 * MONITOR_TASK_PERIOD + 0.5 - (time.monotonic() - stopped),
             what="the arbiter to drop the frozen node actor",

@@ -9,8 +9,7 @@ import threading
 from dataclasses import dataclass
 
 import pytest
-from conftest import wait_until
-from helpers import KINDS, SPAWN_T, T, get_extra
+from conftest import KINDS, SPAWN_T, T, get_extra
 
 from actorgrpc import (
     ActorError,
@@ -22,9 +21,7 @@ from actorgrpc import (
     send,
     spawn,
 )
-
-#: Fixtures of helpers.py (nopickle_arb, channel, mailbox, supervisor).
-pytest_plugins = ["helpers"]
+from actorgrpc.testing import same, wait_for
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ def test_send_returns_a_future_of_the_reply(arb, kind):
 def test_send_without_ack_returns_none_and_takes_effect(arb, kind):
     p = spawn(concurrency=kind).result(SPAWN_T)
     assert send(p, "snd_set", "x", 1) is None
-    wait_until(lambda: send(p, "run", get_extra, "x").result(T) == 1, what="snd_set")
+    wait_for(lambda: send(p, "run", get_extra, "x").result(T) == 1, what="snd_set")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -237,21 +234,6 @@ VALUES = [
     PROXY,
     [PROXY, {"p": PROXY}],
 ]
-
-
-def same(a, b):
-    """Equal with the same types all the way down."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, ActorProxy):
-        return (a.aid, a.name, a.address) == (b.aid, b.name, b.address)
-    return a == b
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Figures a smoke run may skip, and the module whose absence allows it.
 OPTIONAL = {"ray.": "ray", "thespian.": "thespian"}
 

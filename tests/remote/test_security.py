@@ -12,7 +12,6 @@ import psutil
 import pytest
 import trustme
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
-from conftest import wait_until
 
 from actorgrpc import (
     ActorError,
@@ -24,6 +23,7 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.testing import auth_metadata, running_arbiter, wait_for
 
 SECRET = "s3cret-" + "x" * 20
 
@@ -35,17 +35,13 @@ def channel(address, tls=None):
     return grpc.secure_channel(target, tls)
 
 
-def auth(secret=SECRET):
-    return (("authorization", f"Bearer {secret}"),)
-
-
 def ping_envelope(target="arbiter"):
     return mailbox_pb2.Envelope(target=target, action="ping")
 
 
 @pytest.fixture
 def secured():
-    with arbiter(secret=SECRET) as arb:
+    with running_arbiter(secret=SECRET) as arb:
         yield arb
 
 
@@ -67,13 +63,16 @@ def test_calls_need_the_secret(secured, caplog):
             lambda md: supervisor.Info(supervisor_pb2.InfoRequest(), timeout=10, metadata=md),
             lambda md: list(mailbox.Stream(iter([ping_envelope()]), timeout=10, metadata=md)),
         ):
-            for metadata in ((), auth("wrong-" + "y" * 20)):
+            for metadata in ((), auth_metadata("wrong-" + "y" * 20)):
                 with pytest.raises(grpc.RpcError) as err:
                     call(metadata)
                 assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 assert "missing or wrong secret" in err.value.details()
         assert (
-            mailbox.Send(ping_envelope(), timeout=10, metadata=auth()).result.string_value == "pong"
+            mailbox.Send(
+                ping_envelope(), timeout=10, metadata=auth_metadata(SECRET)
+            ).result.string_value
+            == "pong"
         )
     # The children's servers check it too, and the tree still works.
     with channel(proxy.address) as ch, pytest.raises(grpc.RpcError) as err:
@@ -108,7 +107,7 @@ def test_insecure_bind_is_allowed_when_asked(caplog):
         assert arb.address[1] > 0
         with channel(("127.0.0.1", arb.address[1])) as ch:
             reply = mailbox_pb2_grpc.MailboxStub(ch).Send(
-                ping_envelope(), timeout=10, metadata=auth()
+                ping_envelope(), timeout=10, metadata=auth_metadata(SECRET)
             )
         assert reply.result.string_value == "pong"
     assert any("without TLS" in r.getMessage() for r in caplog.records)
@@ -152,7 +151,7 @@ def test_tls_tree(pki, mutual):
         )
         with channel(arb.address, good) as ch:
             reply = mailbox_pb2_grpc.MailboxStub(ch).Send(
-                ping_envelope(process.aid), timeout=10, metadata=auth()
+                ping_envelope(process.aid), timeout=10, metadata=auth_metadata(SECRET)
             )
             assert reply.result.string_value == "pong"
         # Plaintext, or a client that does not trust our CA, gets nowhere.
@@ -161,7 +160,9 @@ def test_tls_tree(pki, mutual):
             strangers.append(grpc.ssl_channel_credentials(root_certificates=pki["ca_pem"]))
         for creds in strangers:
             with channel(arb.address, creds) as ch, pytest.raises(grpc.RpcError) as err:
-                mailbox_pb2_grpc.MailboxStub(ch).Send(ping_envelope(), timeout=5, metadata=auth())
+                mailbox_pb2_grpc.MailboxStub(ch).Send(
+                    ping_envelope(), timeout=5, metadata=auth_metadata(SECRET)
+                )
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
@@ -188,13 +189,15 @@ def test_no_one_speaks_for_another_actor(secured):
                     aid=proxy.aid, address="127.0.0.1:1", kind="external"
                 ),
                 timeout=10,
-                metadata=auth(),
+                metadata=auth_metadata(SECRET),
             )
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         # So does notifying for it without the session its handshake got.
         with pytest.raises(grpc.RpcError) as err:
             sup.Notify(
-                supervisor_pb2.NotifyRequest(aid=proxy.aid, state=6), timeout=10, metadata=auth()
+                supervisor_pb2.NotifyRequest(aid=proxy.aid, state=6),
+                timeout=10,
+                metadata=auth_metadata(SECRET),
             )
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         # An external actor cannot take a name in use either.
@@ -204,7 +207,7 @@ def test_no_one_speaks_for_another_actor(secured):
                     aid="impostor", name="victim", address="127.0.0.1:1", kind="external"
                 ),
                 timeout=10,
-                metadata=auth(),
+                metadata=auth_metadata(SECRET),
             )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "taken" in err.value.details()
@@ -238,7 +241,7 @@ def test_pickle_off():
         value = mailbox_pb2.Envelope(target=proxy.aid, action="echo")
         value.args.add().pickled_value.data = b"\x80\x04K\x01."
         with channel(arb.address) as ch, pytest.raises(grpc.RpcError) as err:
-            mailbox_pb2_grpc.MailboxStub(ch).Send(value, timeout=10, metadata=auth())
+            mailbox_pb2_grpc.MailboxStub(ch).Send(value, timeout=10, metadata=auth_metadata(SECRET))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert send(proxy, "ping").result(10) == "pong"
 
@@ -267,7 +270,7 @@ def test_message_size_limit(secured):
             mailbox_pb2_grpc.MailboxStub(ch).Stream(
                 iter([big, mailbox_pb2.Envelope(id=2, target=proxy.aid, action="ping")]),
                 timeout=30,
-                metadata=auth(),
+                metadata=auth_metadata(SECRET),
             )
         )
     by_id = {r.id: r for r in replies}
@@ -312,7 +315,7 @@ def test_million_no_ack_sends_keep_memory_bounded():
             send(proxy, "drip", i)
             if i % 25_000 == 0:
                 peak = max(peak, receiver.memory_info().rss)
-        wait_until(
+        wait_for(
             lambda: send(proxy, "dripped").result(60) == count,
             timeout=120,
             what="every message to arrive",
@@ -357,12 +360,14 @@ def test_handshakes_per_connection_are_limited(secured):
         for i in range(HANDSHAKES_PER_SECOND + 10):
             request = supervisor_pb2.HandshakeRequest(aid=f"nobody-{i}", spawn_token="x")
             try:
-                sup.Handshake(request, timeout=10, metadata=auth())
+                sup.Handshake(request, timeout=10, metadata=auth_metadata(SECRET))
             except grpc.RpcError as err:
                 codes.append(err.code())
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes  # the flood is cut off
     assert grpc.StatusCode.NOT_FOUND in codes  # before that, each got its own answer
     # Others are not starved: a new connection is served at once.
     with channel(secured.address) as ch:
-        reply = mailbox_pb2_grpc.MailboxStub(ch).Send(ping_envelope(), timeout=10, metadata=auth())
+        reply = mailbox_pb2_grpc.MailboxStub(ch).Send(
+            ping_envelope(), timeout=10, metadata=auth_metadata(SECRET)
+        )
     assert reply.result.string_value == "pong"

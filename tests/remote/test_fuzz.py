@@ -32,10 +32,11 @@ import grpc
 import psutil
 import pytest
 from actorgrpc.v1 import mailbox_pb2, supervisor_pb2, value_pb2
-from conftest import wait_until
 from grpc_health.v1 import health_pb2
 
 from actorgrpc import ACTOR_STATES, arbiter, send, spawn
+from actorgrpc.core.proxy import format_address
+from actorgrpc.testing import auth_metadata, running_arbiter, wait_for
 
 SECRET = "fuzz-secret-" + "f" * 24
 SEED = int(os.environ.get("ACTORGRPC_FUZZ_SEED", "20240611"))
@@ -78,16 +79,12 @@ DANGEROUS = ["stop", "kill_actor", "spawn", "run"]
 SAFE_ACTIONS = ["ping", "echo", "info", "notify", "run", "kill_actor"]
 #: What a log line of an unhandled exception looks like.
 UNHANDLED_MARKS = (
-    "Traceback", "Exception not handled", "Unhandled", "never retrieved", "Unexpected",
+    "Traceback",
+    "Exception not handled",
+    "Unhandled",
+    "never retrieved",
+    "Unexpected",
 )
-
-def hostport(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
-
-
-def auth(secret: str = SECRET) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {secret}"),)
-
 
 # -- the actors' hooks and probes (module level: the process actor unpickles them) ----------
 
@@ -113,8 +110,11 @@ def mark_and_watch(actor: Any) -> None:
 def logged_problems(actor: Any) -> list[str]:
     """Run in the process actor: what it logged that looks like an unhandled exception."""
     gc.collect()  # "Task exception was never retrieved" shows at collection
-    return [t for t in _LOGGED if t.startswith(("ERROR", "CRITICAL")) or any(
-        m in t for m in UNHANDLED_MARKS)]
+    return [
+        t
+        for t in _LOGGED
+        if t.startswith(("ERROR", "CRITICAL")) or any(m in t for m in UNHANDLED_MARKS)
+    ]
 
 
 # -- deterministic hostile inputs ----------------------------------------------------------
@@ -133,11 +133,11 @@ class Case:
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         if self.auth == "good":
-            return auth()
+            return auth_metadata(SECRET)
         if self.auth == "none":
             return ()
         if self.auth == "wrong":
-            return auth("not-the-secret-" + "w" * 20)
+            return auth_metadata("not-the-secret-" + "w" * 20)
         variants = [
             ("authorization", f"Bearer {SECRET} "),
             ("authorization", f"bearer {SECRET}"),
@@ -154,8 +154,10 @@ class Case:
     def describe(self) -> str:
         sizes = [len(m) for m in self.messages]
         first = self.messages[0][:48].hex() if self.messages else ""
-        return (f"case({SEED}, {self.index}): {self.server} {self.method} auth={self.auth} "
-                f"{self.family} sizes={sizes} first={first}")
+        return (
+            f"case({SEED}, {self.index}): {self.server} {self.method} auth={self.auth} "
+            f"{self.family} sizes={sizes} first={first}"
+        )
 
 
 def _text(rng: random.Random, size: int = 12) -> str:
@@ -164,27 +166,61 @@ def _text(rng: random.Random, size: int = 12) -> str:
 
 
 def _address(rng: random.Random) -> str:
-    return rng.choice([
-        "", ":", "host:", ":80", "127.0.0.1", "127.0.0.1:1", "127.0.0.1:99999999", "[::1]",
-        "[::1]:5", "h:-1", "h:\u0663", "h:\u00b2", "h:" + "9" * 5000, "[[::1]]:1", "a:b:c:1",
-        _text(rng, 20), f"{_text(rng, 6)}:{rng.randrange(70000)}",
-    ])
+    return rng.choice(
+        [
+            "",
+            ":",
+            "host:",
+            ":80",
+            "127.0.0.1",
+            "127.0.0.1:1",
+            "127.0.0.1:99999999",
+            "[::1]",
+            "[::1]:5",
+            "h:-1",
+            "h:\u0663",
+            "h:\u00b2",
+            "h:" + "9" * 5000,
+            "[[::1]]:1",
+            "a:b:c:1",
+            _text(rng, 20),
+            f"{_text(rng, 6)}:{rng.randrange(70000)}",
+        ]
+    )
 
 
 def _big_int_text(rng: random.Random) -> str:
-    return rng.choice([
-        "", "-", "+", "1e5", "0x10", " 7 ", "1_000", "\u0663", "9" * 5000, "-" + "9" * 4400,
-        "nan", "1.5", "\x00", str(rng.randrange(-(2**200), 2**200)), _text(rng, 8),
-    ])
+    return rng.choice(
+        [
+            "",
+            "-",
+            "+",
+            "1e5",
+            "0x10",
+            " 7 ",
+            "1_000",
+            "\u0663",
+            "9" * 5000,
+            "-" + "9" * 4400,
+            "nan",
+            "1.5",
+            "\x00",
+            str(rng.randrange(-(2**200), 2**200)),
+            _text(rng, 8),
+        ]
+    )
 
 
 def _pickle_garbage(rng: random.Random) -> bytes:
     """Random bytes, or a truncated or bit-flipped pickle of harmless data."""
     if rng.random() < 0.3:
         return rng.randbytes(rng.randrange(64))
-    data = bytearray(pickle.dumps(
-        rng.choice([[1, "a", None], {"k": (1, 2)}, {1, 2}, 3.5, b"x" * 40, 10**30]),
-        protocol=rng.randrange(6)))
+    data = bytearray(
+        pickle.dumps(
+            rng.choice([[1, "a", None], {"k": (1, 2)}, {1, 2}, 3.5, b"x" * 40, 10**30]),
+            protocol=rng.randrange(6),
+        )
+    )
     if rng.random() < 0.5:
         return bytes(data[: rng.randrange(len(data))])
     for _ in range(rng.randrange(1, 4)):
@@ -248,8 +284,9 @@ def _deep_value(lists: int, dicts: int) -> value_pb2.Value:
 
 
 def _ref(rng: random.Random) -> value_pb2.ActorRef:
-    return value_pb2.ActorRef(aid=rng.choice([*REAL_TARGETS, _text(rng)]), name=_text(rng),
-                              address=_address(rng))
+    return value_pb2.ActorRef(
+        aid=rng.choice([*REAL_TARGETS, _text(rng)]), name=_text(rng), address=_address(rng)
+    )
 
 
 def _envelope(rng: random.Random, dangerous: bool, depth: int = 0) -> mailbox_pb2.Envelope:
@@ -258,11 +295,13 @@ def _envelope(rng: random.Random, dangerous: bool, depth: int = 0) -> mailbox_pb
     env.kind = rng.choice([0, 0, 1, 1, 1, 2, 3, 4, 99, 2**31 - 1, -1])
     if rng.random() < 0.3:
         env.sender.CopyFrom(_ref(rng))
-    env.target = rng.choice([*REAL_TARGETS, *REAL_TARGETS, "", _text(rng), "x" * 10_000,
-                             "ARBITER", PROC_AID + " "])
+    env.target = rng.choice(
+        [*REAL_TARGETS, *REAL_TARGETS, "", _text(rng), "x" * 10_000, "ARBITER", PROC_AID + " "]
+    )
     actions = DANGEROUS if dangerous else SAFE_ACTIONS
-    env.action = rng.choice([*actions, *actions, "", _text(rng), "x" * 5000, "_receive",
-                             "__init__", "PING", "ping\x00"])
+    env.action = rng.choice(
+        [*actions, *actions, "", _text(rng), "x" * 5000, "_receive", "__init__", "PING", "ping\x00"]
+    )
     for _ in range(rng.randrange(4)):
         env.args.add().CopyFrom(_value(rng))
     if env.action == "kill_actor" and not dangerous:
@@ -296,8 +335,19 @@ def _supervisor_message(rng: random.Random, method: str) -> Any:
             address=_address(rng),
             pid=rng.choice([0, -1, 2**63 - 1, rng.randrange(2**31)]),
             # Never exactly "external": a well-formed external handshake registers an actor.
-            kind=rng.choice(["process", "thread", "monitor", "arbiter", "", "External",
-                             "external ", "externa", _text(rng)]),
+            kind=rng.choice(
+                [
+                    "process",
+                    "thread",
+                    "monitor",
+                    "arbiter",
+                    "",
+                    "External",
+                    "external ",
+                    "externa",
+                    _text(rng),
+                ]
+            ),
             language=_text(rng),
             spawn_token=rng.choice(["", "0" * 32, rng.randbytes(16).hex(), _text(rng)]),
             commands=[_text(rng) for _ in range(rng.randrange(3))],
@@ -317,9 +367,11 @@ def _supervisor_message(rng: random.Random, method: str) -> Any:
         return supervisor_pb2.InfoRequest()
     if method == LOOKUP:
         return supervisor_pb2.LookupRequest(
-            target=rng.choice([*REAL_TARGETS, "", _text(rng), "z" * 10_000]))
+            target=rng.choice([*REAL_TARGETS, "", _text(rng), "z" * 10_000])
+        )
     return health_pb2.HealthCheckRequest(
-        service=rng.choice(["", "actorgrpc.v1.Mailbox", "actorgrpc.v1.Supervisor", _text(rng)]))
+        service=rng.choice(["", "actorgrpc.v1.Mailbox", "actorgrpc.v1.Supervisor", _text(rng)])
+    )
 
 
 def _mutate(rng: random.Random, data: bytes) -> bytes:
@@ -327,7 +379,7 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
     for _ in range(rng.randrange(1, 5)):
         op = rng.randrange(6)
         if op == 0 and buf:
-            del buf[rng.randrange(len(buf)):]  # truncate
+            del buf[rng.randrange(len(buf)) :]  # truncate
         elif op == 1 and buf:
             buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
         elif op == 2:
@@ -336,9 +388,9 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
             del buf[rng.randrange(len(buf))]
         elif op == 4 and buf:
             start = rng.randrange(len(buf))
-            buf[start:start] = buf[start: start + rng.randrange(1, 16)]  # duplicate a chunk
+            buf[start:start] = buf[start : start + rng.randrange(1, 16)]  # duplicate a chunk
         else:
-            buf[rng.randrange(len(buf) + 1):] = rng.randbytes(rng.randrange(1, 12))
+            buf[rng.randrange(len(buf) + 1) :] = rng.randbytes(rng.randrange(1, 12))
     return bytes(buf)
 
 
@@ -348,8 +400,9 @@ def _message(rng: random.Random, method: str, family: str, dangerous: bool) -> b
     if method in (SEND, STREAM):
         if family == "deep":
             # At the edge of what a protobuf parser accepts (100 nested messages).
-            env = mailbox_pb2.Envelope(id=rng.randrange(1, 1000), target=rng.choice(REAL_TARGETS),
-                                       action="echo")
+            env = mailbox_pb2.Envelope(
+                id=rng.randrange(1, 1000), target=rng.choice(REAL_TARGETS), action="echo"
+            )
             env.args.add().CopyFrom(_deep_value(rng.choice([46, 47, 48]), rng.choice([0, 1])))
             message = env
         else:
@@ -390,12 +443,13 @@ class Tree:
 
 @pytest.fixture
 def tree():
-    with arbiter(secret=SECRET) as arb:
+    with running_arbiter(secret=SECRET) as arb:
         process = spawn(aid=PROC_AID, name=PROC_NAME, start=mark_and_watch).result(30)
-        thread = spawn(aid=THREAD_AID, name=THREAD_NAME, concurrency="thread",
-                       start=mark_and_watch).result(10)
+        thread = spawn(
+            aid=THREAD_AID, name=THREAD_NAME, concurrency="thread", start=mark_and_watch
+        ).result(10)
         addresses = {"arbiter": arb.address, "process": process.address}
-        channels = {k: grpc.insecure_channel(hostport(a)) for k, a in addresses.items()}
+        channels = {k: grpc.insecure_channel(format_address(a)) for k, a in addresses.items()}
         try:
             yield Tree(arb, process, thread, arb.managed_actors[PROC_AID].pid, channels)
         finally:
@@ -407,22 +461,32 @@ def check_alive(t: Tree) -> list[str]:
     """Every server answers ping and health, directly and through the arbiter."""
     problems = []
     ping = mailbox_pb2.Envelope(action="ping")
-    for server, target in (("arbiter", "arbiter"), ("arbiter", PROC_AID), ("arbiter", THREAD_NAME),
-                           ("process", ""), ("process", PROC_AID)):
+    for server, target in (
+        ("arbiter", "arbiter"),
+        ("arbiter", PROC_AID),
+        ("arbiter", THREAD_NAME),
+        ("process", ""),
+        ("process", PROC_AID),
+    ):
         ping.target = target
         try:
-            raw = t.channels[server].unary_unary(SEND)(ping.SerializeToString(), timeout=10,
-                                                       metadata=auth())
+            raw = t.channels[server].unary_unary(SEND)(
+                ping.SerializeToString(), timeout=10, metadata=auth_metadata(SECRET)
+            )
             result = mailbox_pb2.Envelope.FromString(raw).result.string_value
             if result != "pong":
                 problems.append(f"ping {target!r} on the {server} server answered {result!r}")
         except grpc.RpcError as exc:
             problems.append(
-                f"ping {target!r} on the {server} server: {exc.code().name} {exc.details()}")
+                f"ping {target!r} on the {server} server: {exc.code().name} {exc.details()}"
+            )
     for server, ch in t.channels.items():
         try:
-            raw = ch.unary_unary(HEALTH)(health_pb2.HealthCheckRequest().SerializeToString(),
-                                        timeout=10, metadata=auth())
+            raw = ch.unary_unary(HEALTH)(
+                health_pb2.HealthCheckRequest().SerializeToString(),
+                timeout=10,
+                metadata=auth_metadata(SECRET),
+            )
             status = health_pb2.HealthCheckResponse.FromString(raw).status
             if status != health_pb2.HealthCheckResponse.SERVING:
                 problems.append(f"the {server} server's health is {status}")
@@ -451,8 +515,11 @@ def check_unchanged(t: Tree) -> list[str]:
         problems.append(f"registered names are now {dict(arb.registered)}")
     if arb.terminated_actors:
         problems.append(f"death records appeared: {list(arb.terminated_actors)}")
-    if not psutil.pid_exists(t.pid) or arb.managed_actors.get(PROC_AID, None) is None or \
-            arb.managed_actors[PROC_AID].pid != t.pid:
+    if (
+        not psutil.pid_exists(t.pid)
+        or arb.managed_actors.get(PROC_AID, None) is None
+        or arb.managed_actors[PROC_AID].pid != t.pid
+    ):
         problems.append("the process actor's process changed")
     for actor in (t.process, t.thread):
         try:
@@ -515,11 +582,13 @@ def run_case(t: Tree, c: Case, findings: Findings) -> None:
     if c.method == STREAM:
         call = ch.stream_stream(STREAM)
         code, details, out = _status_of(
-            lambda: list(call(iter(c.messages), timeout=STREAM_TIMEOUT, metadata=md)))
+            lambda: list(call(iter(c.messages), timeout=STREAM_TIMEOUT, metadata=md))
+        )
     else:
         call = ch.unary_unary(c.method)
         code, details, out = _status_of(
-            lambda: call.with_call(c.messages[0], timeout=UNARY_TIMEOUT, metadata=md))
+            lambda: call.with_call(c.messages[0], timeout=UNARY_TIMEOUT, metadata=md)
+        )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         findings.add(f"{c.method}: no status within its deadline (a hang)", where)
         return
@@ -538,8 +607,9 @@ def run_case(t: Tree, c: Case, findings: Findings) -> None:
         return
     if parsed is None:
         if code == grpc.StatusCode.OK:
-            findings.add(f"{c.method}: an unreadable message was answered OK "
-                         "(silently dropped)", where)
+            findings.add(
+                f"{c.method}: an unreadable message was answered OK (silently dropped)", where
+            )
         return
     if c.method == SEND and code not in (grpc.StatusCode.OK,):
         trailer = dict(out.trailing_metadata() or ()).get(ERROR_KEY) if out is not None else None
@@ -550,8 +620,11 @@ def run_case(t: Tree, c: Case, findings: Findings) -> None:
             from actorgrpc.remote.status import STATUS_BY_CODE
 
             if STATUS_BY_CODE.get(error.code) != code:
-                findings.add(f"Send: status {code.name} ({details[:60]}) but error code "
-                             f"{mailbox_pb2.ErrorCode.Name(error.code)}", where)
+                findings.add(
+                    f"Send: status {code.name} ({details[:60]}) but error code "
+                    f"{mailbox_pb2.ErrorCode.Name(error.code)}",
+                    where,
+                )
             if error.code == mailbox_pb2.ERROR_CODE_ACTOR_NOT_AVAILABLE:
                 findings.add(f"Send: a live actor was not available: {error.message[:80]}", where)
     if c.method == STREAM and code == grpc.StatusCode.OK:
@@ -560,18 +633,30 @@ def run_case(t: Tree, c: Case, findings: Findings) -> None:
         except Exception as exc:
             findings.add(f"Stream: a reply that cannot be read: {exc}", where)
             return
-        wanted = [e.id for m in parsed for e in
-                  (m.batch if m.kind == mailbox_pb2.ENVELOPE_KIND_BATCH else [m]) if not e.no_reply]
-        got = [e.id for m in out for e in
-               (m.batch if m.kind == mailbox_pb2.ENVELOPE_KIND_BATCH else [m])]
-        lost = [e.error.message for m in out for e in
-                (m.batch if m.kind == mailbox_pb2.ENVELOPE_KIND_BATCH else [m])
-                if e.error.code == mailbox_pb2.ERROR_CODE_ACTOR_NOT_AVAILABLE]
+        wanted = [
+            e.id
+            for m in parsed
+            for e in (m.batch if m.kind == mailbox_pb2.ENVELOPE_KIND_BATCH else [m])
+            if not e.no_reply
+        ]
+        got = [
+            e.id
+            for m in out
+            for e in (m.batch if m.kind == mailbox_pb2.ENVELOPE_KIND_BATCH else [m])
+        ]
+        lost = [
+            e.error.message
+            for m in out
+            for e in (m.batch if m.kind == mailbox_pb2.ENVELOPE_KIND_BATCH else [m])
+            if e.error.code == mailbox_pb2.ERROR_CODE_ACTOR_NOT_AVAILABLE
+        ]
         if lost:
             findings.add(f"Stream: a live actor was not available: {lost[0][:80]}", where)
         if sorted(got) != sorted(wanted):
-            findings.add("Stream: replies do not match the requests (lost or extra replies)",
-                         f"{where} wanted={len(wanted)} got={len(got)}")
+            findings.add(
+                "Stream: replies do not match the requests (lost or extra replies)",
+                f"{where} wanted={len(wanted)} got={len(got)}",
+            )
 
 
 def test_fuzz_every_method_of_every_server(tree, caplog):
@@ -596,8 +681,10 @@ def test_fuzz_every_method_of_every_server(tree, caplog):
                 findings.add(f"not alive: {problem}", f"after {c.describe()}")
             lines = send(tree.process, "run", logged_problems).result(15)
             for line in lines[child_seen:]:
-                findings.add(f"logged in the process actor: {line.splitlines()[0][:160]}",
-                             f"calls up to {c.describe()}")
+                findings.add(
+                    f"logged in the process actor: {line.splitlines()[0][:160]}",
+                    f"calls up to {c.describe()}",
+                )
             child_seen = len(lines)
     elapsed = time.monotonic() - started
     gc.collect()
@@ -614,7 +701,8 @@ def test_fuzz_every_method_of_every_server(tree, caplog):
     assert done >= min(CALLS, 1000), f"only {done} calls in {BUDGET}s: the servers are too slow"
     assert not findings.groups, (
         f"{sum(len(v) for v in findings.groups.values())} problems in {done} calls "
-        f"(seed {SEED}):\n{findings.report()}")
+        f"(seed {SEED}):\n{findings.report()}"
+    )
 
 
 # -- the problems the fuzz finds, one input each ----------------------------------------------
@@ -622,21 +710,24 @@ def test_fuzz_every_method_of_every_server(tree, caplog):
 
 @pytest.fixture
 def thread_tree():
-    with arbiter(secret=SECRET) as arb:
+    with running_arbiter(secret=SECRET) as arb:
         thread = spawn(aid=THREAD_AID, name=THREAD_NAME, concurrency="thread").result(10)
-        with grpc.insecure_channel(hostport(arb.address)) as ch:
+        with grpc.insecure_channel(format_address(arb.address)) as ch:
             yield arb, thread, ch
 
 
 @pytest.mark.parametrize("method", [SEND, HANDSHAKE, NOTIFY, INFO, LOOKUP, HEALTH])
 def test_unreadable_request_is_invalid_argument_not_an_unhandled_exception(
-        thread_tree, caplog, method):
+    thread_tree, caplog, method
+):
     """Bytes that are not a message of the method's type must be answered
     INVALID_ARGUMENT, without an 'Unexpected [DecodeError]' traceback in the log."""
     caplog.set_level(logging.WARNING)
     _arb, _thread, ch = thread_tree
     with pytest.raises(grpc.RpcError) as err:
-        ch.unary_unary(method)(b"\xff\xff\xff", timeout=UNARY_TIMEOUT, metadata=auth())
+        ch.unary_unary(method)(
+            b"\xff\xff\xff", timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
+        )
     code, details = err.value.code(), err.value.details()
     logged = bad_records(caplog.records)
     assert (code, logged) == (grpc.StatusCode.INVALID_ARGUMENT, []), (code, details, logged)
@@ -648,12 +739,17 @@ def test_unreadable_stream_message_is_not_silently_dropped(thread_tree, caplog):
     one after it, vanish without a word."""
     caplog.set_level(logging.WARNING)
     _arb, _thread, ch = thread_tree
-    good = [mailbox_pb2.Envelope(id=n, target=THREAD_AID, action="ping").SerializeToString()
-            for n in (1, 3)]
+    good = [
+        mailbox_pb2.Envelope(id=n, target=THREAD_AID, action="ping").SerializeToString()
+        for n in (1, 3)
+    ]
     messages = [good[0], b"\xff\xff\xff", good[1]]
     try:
-        replies = list(ch.stream_stream(STREAM)(iter(messages), timeout=STREAM_TIMEOUT,
-                                                  metadata=auth()))
+        replies = list(
+            ch.stream_stream(STREAM)(
+                iter(messages), timeout=STREAM_TIMEOUT, metadata=auth_metadata(SECRET)
+            )
+        )
         outcome: Any = ("OK", sorted(mailbox_pb2.Envelope.FromString(r).id for r in replies))
     except grpc.RpcError as exc:
         outcome = (exc.code().name, exc.details())
@@ -690,12 +786,17 @@ def test_an_envelope_at_the_parser_limit_does_not_break_the_arbiters_stream_to_a
         flood.start()
         edge_codes = []
         try:
-            with grpc.insecure_channel(hostport(arb.address)) as ch:
+            with grpc.insecure_channel(format_address(arb.address)) as ch:
                 # Until the edge envelope has been batched with the traffic (a few
                 # tries, as a rule), or 60 tries.
                 for _ in range(60):
-                    code, _details, _out = _status_of(lambda: ch.unary_unary(SEND)(
-                        edge.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth()))
+                    code, _details, _out = _status_of(
+                        lambda: ch.unary_unary(SEND)(
+                            edge.SerializeToString(),
+                            timeout=UNARY_TIMEOUT,
+                            metadata=auth_metadata(SECRET),
+                        )
+                    )
                     edge_codes.append(code.name)
                     if code != grpc.StatusCode.OK or failed_yet():
                         break
@@ -712,14 +813,21 @@ def test_an_envelope_at_the_parser_limit_does_not_break_the_arbiters_stream_to_a
         after = send(process, "ping").result(10)
     gc.collect()
     assert (outcomes, set(edge_codes) <= {"OK", "INVALID_ARGUMENT"}, after) == (
-        {"pong": len(futures)}, True, "pong"), edge_codes
+        {"pong": len(futures)},
+        True,
+        "pong",
+    ), edge_codes
     assert not bad_records(caplog.records)
 
 
-@pytest.mark.parametrize(("target", "action", "status"), [
-    ("x" * 10_000, "ping", grpc.StatusCode.NOT_FOUND),
-    (THREAD_AID, "y" * 5000, grpc.StatusCode.UNIMPLEMENTED),
-], ids=["long-target", "long-action"])
+@pytest.mark.parametrize(
+    ("target", "action", "status"),
+    [
+        ("x" * 10_000, "ping", grpc.StatusCode.NOT_FOUND),
+        (THREAD_AID, "y" * 5000, grpc.StatusCode.UNIMPLEMENTED),
+    ],
+    ids=["long-target", "long-action"],
+)
 def test_a_long_target_or_action_still_gets_its_own_status(thread_tree, target, action, status):
     """Error messages quote the target or action in full, twice (grpc-message and
     the actorgrpc-error-bin trailer): past 8 KiB of metadata the client gets
@@ -728,7 +836,9 @@ def test_a_long_target_or_action_still_gets_its_own_status(thread_tree, target, 
     _arb, _thread, ch = thread_tree
     env = mailbox_pb2.Envelope(target=target, action=action)
     with pytest.raises(grpc.RpcError) as err:
-        ch.unary_unary(SEND)(env.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth())
+        ch.unary_unary(SEND)(
+            env.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
+        )
     assert err.value.code() == status, err.value.details()[:200]
     trailer = dict(err.value.trailing_metadata() or ()).get(ERROR_KEY)
     assert trailer is not None
@@ -768,10 +878,16 @@ def test_an_external_actor_cannot_take_a_name_in_use_as_its_aid():
         with arbiter(secret=SECRET) as arb:
             victim = spawn(name="victim").result(30)
             request = supervisor_pb2.HandshakeRequest(
-                aid="victim", address=f"127.0.0.1:{silent.getsockname()[1]}", kind="external")
-            with grpc.insecure_channel(hostport(arb.address)) as ch:
-                code, details, _out = _status_of(lambda: ch.unary_unary(HANDSHAKE)(
-                    request.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth()))
+                aid="victim", address=f"127.0.0.1:{silent.getsockname()[1]}", kind="external"
+            )
+            with grpc.insecure_channel(format_address(arb.address)) as ch:
+                code, details, _out = _status_of(
+                    lambda: ch.unary_unary(HANDSHAKE)(
+                        request.SerializeToString(),
+                        timeout=UNARY_TIMEOUT,
+                        metadata=auth_metadata(SECRET),
+                    )
+                )
             target = arb.get_actor("victim")
             reached = target is not None and target.aid == victim.aid
             try:
@@ -782,7 +898,11 @@ def test_an_external_actor_cannot_take_a_name_in_use_as_its_aid():
     finally:
         hang_up()
     assert (code, reached, answer) == (grpc.StatusCode.INVALID_ARGUMENT, True, "pong"), (
-        code, details, reached, answer)
+        code,
+        details,
+        reached,
+        answer,
+    )
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:99999999", "127.0.0.1:65536", "[::1]:123456"])
@@ -790,8 +910,9 @@ def test_an_external_handshake_with_an_impossible_port_is_refused(thread_tree, a
     arb, _thread, ch = thread_tree
     request = supervisor_pb2.HandshakeRequest(aid="ext-port", address=address, kind="external")
     with pytest.raises(grpc.RpcError) as err:
-        ch.unary_unary(HANDSHAKE)(request.SerializeToString(), timeout=UNARY_TIMEOUT,
-                                  metadata=auth())
+        ch.unary_unary(HANDSHAKE)(
+            request.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ext-port" not in arb.managed_actors
 
@@ -804,25 +925,38 @@ def test_hostile_external_handshakes_register_only_what_they_say(thread_tree, ca
     arb, thread, ch = thread_tree
     call = ch.unary_unary(HANDSHAKE)
     outcomes = {}
-    for aid, address in [("ext-ok", "127.0.0.1:1"), ("", "127.0.0.1:1"), ("x" * 129, "127.0.0.1:1"),
-                         ("ext\nnl", "127.0.0.1:1"), ("ext-bad-address", ":5"),
-                         (THREAD_AID, "127.0.0.1:1"), (arb.aid, "127.0.0.1:1")]:
+    for aid, address in [
+        ("ext-ok", "127.0.0.1:1"),
+        ("", "127.0.0.1:1"),
+        ("x" * 129, "127.0.0.1:1"),
+        ("ext\nnl", "127.0.0.1:1"),
+        ("ext-bad-address", ":5"),
+        (THREAD_AID, "127.0.0.1:1"),
+        (arb.aid, "127.0.0.1:1"),
+    ]:
         request = supervisor_pb2.HandshakeRequest(aid=aid, address=address, kind="external")
         code, _details, _out = _status_of(
-            lambda r=request: call(r.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth()))
+            lambda r=request: call(
+                r.SerializeToString(), timeout=UNARY_TIMEOUT, metadata=auth_metadata(SECRET)
+            )
+        )
         outcomes[aid[:10]] = code
-    assert outcomes == {
-        "ext-ok": grpc.StatusCode.OK,
-        "": grpc.StatusCode.INVALID_ARGUMENT,
-        "x" * 10: grpc.StatusCode.INVALID_ARGUMENT,
-        "ext\nnl": grpc.StatusCode.INVALID_ARGUMENT,
-        "ext-bad-ad": grpc.StatusCode.INVALID_ARGUMENT,
-        THREAD_AID[:10]: grpc.StatusCode.NOT_FOUND,  # a spawned aid needs its spawn token
-        arb.aid[:10]: grpc.StatusCode.INVALID_ARGUMENT,
-    }
+    assert (
+        outcomes
+        == {
+            "ext-ok": grpc.StatusCode.OK,
+            "": grpc.StatusCode.INVALID_ARGUMENT,
+            "x" * 10: grpc.StatusCode.INVALID_ARGUMENT,
+            "ext\nnl": grpc.StatusCode.INVALID_ARGUMENT,
+            "ext-bad-ad": grpc.StatusCode.INVALID_ARGUMENT,
+            THREAD_AID[:10]: grpc.StatusCode.NOT_FOUND,  # a spawned aid needs its spawn token
+            arb.aid[:10]: grpc.StatusCode.INVALID_ARGUMENT,
+        }
+    )
     # Nothing listens at 127.0.0.1:1: its mailbox stream breaks and it is presumed dead.
-    wait_until(lambda: "ext-ok" in arb.terminated_actors, timeout=15,
-               what="ext-ok to be presumed dead")
+    wait_for(
+        lambda: "ext-ok" in arb.terminated_actors, timeout=15, what="ext-ok to be presumed dead"
+    )
     assert sorted(arb.managed_actors) == [THREAD_AID]
     assert send(thread, "ping").result(10) == "pong"
     assert not bad_records(caplog.records)

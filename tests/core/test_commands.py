@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import wait_until
-from helpers import KINDS, SPAWN_T, T, get_extra
+from conftest import KINDS, SPAWN_T, T, get_extra
 
 from actorgrpc import (
     ActorProxy,
@@ -19,9 +18,7 @@ from actorgrpc import (
     spawn,
 )
 from actorgrpc.core.commands import get_command, registered_commands
-
-#: Fixtures of helpers.py (nopickle_arb, channel, mailbox, supervisor).
-pytest_plugins = ["helpers"]
+from actorgrpc.testing import wait_for
 
 # -- commands of this module: process actors import it to run them ------------
 
@@ -164,8 +161,8 @@ def test_command_without_ack_returns_none_and_still_runs(arb, kind):
     p = spawn(concurrency=kind).result(SPAWN_T)
     assert send(p, "cmd_remember", "k", [1, "two"]) is None
     assert send(p, "cmd_remember_later", "k2", {"v": 3}) is None
-    wait_until(lambda: send(p, "run", get_extra, "k").result(T) == [1, "two"], what="cmd_remember")
-    wait_until(
+    wait_for(lambda: send(p, "run", get_extra, "k").result(T) == [1, "two"], what="cmd_remember")
+    wait_for(
         lambda: send(p, "run", get_extra, "k2").result(T) == {"v": 3}, what="cmd_remember_later"
     )
 
@@ -174,8 +171,8 @@ def test_command_without_ack_by_name_and_aid(arb):
     p = spawn(name="cmd-noack").result(SPAWN_T)
     assert send("cmd-noack", "cmd_remember", "by_name", 1) is None
     assert send(p.aid, "cmd_remember", "by_aid", 2) is None
-    wait_until(lambda: send(p, "run", get_extra, "by_name").result(T) == 1, what="by name")
-    wait_until(lambda: send(p, "run", get_extra, "by_aid").result(T) == 2, what="by aid")
+    wait_for(lambda: send(p, "run", get_extra, "by_name").result(T) == 1, what="by name")
+    wait_for(lambda: send(p, "run", get_extra, "by_aid").result(T) == 2, what="by aid")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -225,7 +222,7 @@ def test_run_is_refused_with_pickle_off(nopickle_arb):
 def test_stop_command_stops_the_actor(arb):
     p = spawn().result(SPAWN_T)
     assert send(p, "stop").result(T) is True
-    wait_until(lambda: p.aid not in arb.managed_actors, what="actor to go")
+    wait_for(lambda: p.aid not in arb.managed_actors, what="actor to go")
 
 
 def test_spawn_command_on_the_arbiter(arb):

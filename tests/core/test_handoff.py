@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from conftest import loop_thread
 
 from actorgrpc.core.handoff import new_thread_loop, post, poster_for
 
@@ -17,14 +18,8 @@ WAIT = 10.0
 @pytest.fixture
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     """A thread loop running on a thread of its own."""
-    lp = new_thread_loop()
-    thread = threading.Thread(target=lp.run_forever, daemon=True)
-    thread.start()
-    yield lp
-    lp.call_soon_threadsafe(lp.stop)
-    thread.join(WAIT)
-    assert not thread.is_alive()
-    lp.close()
+    with loop_thread(new_thread_loop(), WAIT) as lp:
+        yield lp
 
 
 def _on(loop: asyncio.AbstractEventLoop, fn, *args):  # type: ignore[no-untyped-def]

@@ -7,10 +7,10 @@ import sys
 import textwrap
 
 from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
-from conftest import actor_processes, authed_channel, wait_until
-from helpers import SPAWN_T, T, actorgrpc_threads
+from conftest import SPAWN_T, T, actorgrpc_threads
 
 from actorgrpc import ACTOR_STATES, Actor, arbiter, command, send, spawn
+from actorgrpc.testing import actor_processes, authenticated_channel, wait_for
 
 
 @command()
@@ -61,14 +61,14 @@ def test_a_tree_at_work():
         tally = spawn(name="e2e-tally", concurrency="thread").result(SPAWN_T)
         workers = [spawn(name=f"e2e-worker-{i}", periodic_task=e2e_work) for i in (1, 2)]
         workers = [w.result(SPAWN_T) for w in workers]
-        wait_until(
+        wait_for(
             lambda: all(reports().get(w.name, 0) >= 2 for w in workers),
             timeout=20,
             what="two reports from each worker",
         )
 
         # The whole tree, as any gRPC client sees it.
-        with authed_channel(f"{arb.address[0]}:{arb.address[1]}") as ch:
+        with authenticated_channel(arb.address) as ch:
             stub = supervisor_pb2_grpc.SupervisorStub(ch)
             tree = stub.Info(supervisor_pb2.InfoRequest(), timeout=T)
         names = {a.ref.name for a in tree.actors}
@@ -77,10 +77,10 @@ def test_a_tree_at_work():
 
         # One worker stops; the others carry on.
         assert send(workers[0], "stop").result(T) is True
-        wait_until(lambda: workers[0].aid in arb.terminated_actors, what="worker 1 to end")
+        wait_for(lambda: workers[0].aid in arb.terminated_actors, what="worker 1 to end")
         assert arb.terminated_actors[workers[0].aid]["state"] == ACTOR_STATES.CLOSE
         before = reports()["e2e-worker-2"]
-        wait_until(lambda: reports()["e2e-worker-2"] > before, timeout=20, what="worker 2 to go on")
+        wait_for(lambda: reports()["e2e-worker-2"] > before, timeout=20, what="worker 2 to go on")
         assert send(tally, "ping").result(T) == "pong"
         assert set(arb.managed_actors) == {tally.aid, workers[1].aid}
     assert actor_processes() == []

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import wait_until
-from helpers import KINDS, SPAWN_T, T, predicates
+from conftest import KINDS, SPAWN_T, T, predicates
 
 from actorgrpc import ACTOR_STATES, ActorProxy, get_actor, send, spawn
 from actorgrpc.core.proxy import format_address
+from actorgrpc.testing import wait_for
 
 PULSAR_STATES = {
     "INACTIVE": 1,
@@ -173,7 +173,7 @@ def test_info_counts_commands_and_uptime_grows(arb, kind):
         send(p, "ping").result(T)
     second = send(p, "info").result(T)["actor"]
     assert second["commands_handled"] == first["commands_handled"] + 6
-    wait_until(
+    wait_for(
         lambda: send(p, "info").result(T)["actor"]["uptime"] > first["uptime"],
         what="uptime to grow",
     )
@@ -207,7 +207,7 @@ def stop_from_inside(actor):
 def test_actor_stop_method_stops_it(arb, kind):
     p = spawn(concurrency=kind).result(SPAWN_T)
     assert send(p, "run", stop_from_inside).result(T) == "running"
-    wait_until(lambda: p.aid in arb.terminated_actors, what="the actor to end")
+    wait_for(lambda: p.aid in arb.terminated_actors, what="the actor to end")
     record = arb.terminated_actors[p.aid]
     assert record["state"] == ACTOR_STATES.CLOSE
     assert record["info_state"] == "closed"
@@ -220,5 +220,5 @@ def stop_with_exit_code(actor):
 def test_process_actor_exit_code_is_recorded(arb):
     p = spawn().result(SPAWN_T)
     send(p, "run", stop_with_exit_code).result(T)
-    wait_until(lambda: p.aid in arb.terminated_actors, what="the actor to end")
+    wait_for(lambda: p.aid in arb.terminated_actors, what="the actor to end")
     assert arb.terminated_actors[p.aid]["exitcode"] == 7
