@@ -41,6 +41,7 @@ import grpc
 import psutil
 
 from actorgrpc import ActorProxy, ActorProxyMonitor, Arbiter, arbiter
+from actorgrpc.core.proxy import format_address
 from actorgrpc.remote.security import SECRET_ENV, TLSConfig
 from actorgrpc.remote.security import auth_metadata as _secret_metadata
 
@@ -210,15 +211,6 @@ class _AddMetadata(
         return continuation(self._details(details), requests)
 
 
-def _target(address: str | tuple[str, int]) -> str:
-    if isinstance(address, str):
-        return address
-    host, port = address
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # IPv6
-    return f"{host}:{port}"
-
-
 def authenticated_channel(
     address: str | tuple[str, int],
     secret: str | None = None,
@@ -236,15 +228,17 @@ def authenticated_channel(
         with authenticated_channel(arb.address) as channel:
             stub = mailbox_pb2_grpc.MailboxStub(channel)
     """
-    target = _target(address)
+    target = address if isinstance(address, str) else format_address(address)
     if tls is None:
         channel = grpc.insecure_channel(target)
     else:
-        credentials = tls
-        if isinstance(tls, TLSConfig | Mapping):
+        if isinstance(tls, grpc.ChannelCredentials):
+            credentials = tls
+        else:
             config = TLSConfig.load(tls)
-            if config is not None:
-                credentials = config.channel_credentials()
+            if config is None:  # load() gives None only for None
+                raise TypeError(f"tls must be credentials, a TLSConfig or a dict, not {tls!r}")
+            credentials = config.channel_credentials()
         channel = grpc.secure_channel(target, credentials)
     return grpc.intercept_channel(channel, _AddMetadata(auth_metadata(secret)))
 

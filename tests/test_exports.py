@@ -6,6 +6,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Sequence
 
 import pytest
 
@@ -104,7 +105,7 @@ def find_defining_module(name: str) -> str:
         tree = ast.parse(inspect.getsource(module))
         for node in tree.body:
             if isinstance(node, ast.Assign):
-                targets = node.targets
+                targets: Sequence[ast.expr | None] = node.targets
             else:
                 targets = [getattr(node, "target", None)]
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
@@ -115,7 +116,7 @@ def find_defining_module(name: str) -> str:
 def attribute_docs(module) -> set[str]:
     """Names assigned right under a ``#:`` comment."""
     lines = inspect.getsource(module).splitlines()
-    out = set()
+    out: set[str] = set()
     for node in ast.parse("\n".join(lines)).body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""

@@ -35,7 +35,7 @@ def modules(root: Path) -> dict[str, Path]:
 def imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Every module ``name`` imports, at any depth of its source."""
     is_package = path.name == "__init__.py"
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

@@ -117,6 +117,7 @@ def test_running_arbiter_runs_one_and_leaves_no_process() -> None:
         assert arb.params == {"colour": "green"}
         assert arbiter() is arb
         proxy = spawn(name="testing-worker").result(SPAWN_T)
+        assert arb.managed_actors is not None  # an arbiter always has it (Actor's is Optional)
         worker = psutil.Process(arb.managed_actors[proxy.aid].pid)
         assert worker.pid != os.getpid()
         assert worker.pid in {p.pid for p in actor_processes()}

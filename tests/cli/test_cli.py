@@ -353,7 +353,8 @@ def run_cli() -> Iterator[Callable[..., Run]]:
                     with contextlib.suppress(psutil.NoSuchProcess):
                         p.kill()
                 proc.wait(10)
-            wait_for(lambda family=family: gone(family), 30, "actorgrpc run's processes to end")
+            # mypy cannot infer a lambda whose default binds the loop variable (B023).
+            wait_for(lambda family=family: gone(family), 30, "actorgrpc run's processes to end")  # type: ignore[misc]
         pump.join(10)
         assert proc.stdout is not None
         proc.stdout.close()

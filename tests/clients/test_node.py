@@ -142,9 +142,11 @@ class Program:
         wait_for(
             lambda: self.lines or self.popen.poll() is not None,
             timeout=timeout,
-            what=f"a line from {self.popen.args}",
+            what=f"a line from {self.popen.args!r}",
         )
-        assert self.lines, f"{self.popen.args} exited with {self.popen.returncode}: {self.stderr()}"
+        assert self.lines, (
+            f"{self.popen.args!r} exited with {self.popen.returncode}: {self.stderr()}"
+        )
         return self.lines[0]
 
     def wait(self, timeout: float) -> int:
@@ -187,6 +189,7 @@ class Node:
 
     def actor(self, name: str) -> NodeActor:
         """Start examples/actor.js and wait until it has registered."""
+        assert NODE is not None  # node_dir skipped the test otherwise
         proc = NodeActor(
             [NODE, "examples/actor.js", "--arbiter", self.arbiter_address, "--name", name],
             self.cwd,
@@ -201,6 +204,7 @@ class Node:
 
     def client(self, *targets: str) -> list[dict[str, Any]]:
         """Run examples/client.js against the arbiter; its JSON lines."""
+        assert NODE is not None  # node_dir skipped the test otherwise
         argv = [NODE, "examples/client.js", "--command", "node_describe", self.arbiter_address]
         done = subprocess.run(
             [*argv, *targets],
@@ -250,6 +254,7 @@ def test_node_client_talks_to_python_actors(arb, node) -> None:
 
     for actor, concurrency in ((proc, "process"), (thread, "thread")):
         target = actor.name
+        assert target is not None  # spawned with a name
         assert result(lines, target, "ping") == "pong"
         assert result(lines, target, "echo") == {"text": "hi", "n": [1, 2.5, None]}
         info = result(lines, target, "info")
@@ -542,6 +547,7 @@ def test_node_with_the_tree_secret(node_dir: Path, tmp_path: Path) -> None:
             assert send("jssecret", "ask", "arbiter", "ping").result(30) == "pong"
 
             def client(env_secret: str) -> dict[str, Any]:
+                assert NODE is not None  # node_dir skipped the test otherwise
                 env = dict(nodes.env, ACTORGRPC_SECRET=env_secret)
                 done = subprocess.run(
                     [NODE, "-e", SECRET_CLIENT, address, js.aid],
@@ -621,6 +627,7 @@ def test_node_client_over_mutual_tls(node_dir: Path, tmp_path: Path) -> None:
         address = format_address(tree.address)
 
         def client(*pems: Path) -> dict[str, Any]:
+            assert NODE is not None  # node_dir skipped the test otherwise
             done = subprocess.run(
                 [NODE, "-e", TLS_CLIENT, address, proxy.aid, *map(str, pems)],
                 cwd=node_dir,

@@ -129,9 +129,9 @@ def test_unknown_command_lookup_raises_command_not_found():
 
 def test_bad_decorator_arguments_are_type_errors():
     with pytest.raises(TypeError, match="bool"):
-        command(ack="yes")  # type: ignore[call-overload]
+        command(ack="yes")
     with pytest.raises(TypeError, match="function"):
-        command(42)  # type: ignore[call-overload]
+        command(42)
 
 
 # -- over the wire -----------------------------------------------------------------

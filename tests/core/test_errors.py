@@ -261,8 +261,8 @@ async def catch_remote_value_error(actor, other):
         return {
             "is_command_error": isinstance(exc, CommandError),
             "is_value_error": True,
-            "remote_type": exc.remote_type,  # type: ignore[attr-defined]
-            "message": exc.remote_message,  # type: ignore[attr-defined]
+            "remote_type": exc.remote_type,
+            "message": exc.remote_message,
         }
     return None
 

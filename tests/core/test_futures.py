@@ -13,7 +13,7 @@ import pytest
 from conftest import loop_thread
 
 from actorgrpc import ActorError, ActorTimeout
-from actorgrpc.core.futures import ActorFuture, new_future, running_loop, runs_here
+from actorgrpc.core.futures import BlockingFuture, new_future, running_loop, runs_here
 
 WAIT = 10.0
 
@@ -57,7 +57,7 @@ def in_thread(fn: Any, *args: Any) -> None:
 
 def test_without_a_loop_it_is_a_concurrent_future_carrying_the_aid() -> None:
     fut, settle = new_future("fut-aid", "from fut-aid", None)
-    assert isinstance(fut, ActorFuture)
+    assert isinstance(fut, BlockingFuture)
     assert isinstance(fut, concurrent.futures.Future)
     assert fut.aid == "fut-aid"
     assert not fut.done()
@@ -204,7 +204,9 @@ def test_settling_after_the_loop_closed_is_dropped() -> None:
 def test_tagged_futures_carry_the_aid(other_loop: asyncio.AbstractEventLoop) -> None:
     tagged, _ = on_loop(other_loop, lambda: new_future("fut-aid", "", running_loop(), True))
     plain, _ = on_loop(other_loop, lambda: new_future("fut-aid", "", running_loop()))
-    assert isinstance(tagged, asyncio.Future) and tagged.aid == "fut-aid"
+    # A tagged future is an AioActorFuture: an asyncio.Future with an aid, which
+    # asyncio.Future's type does not have.
+    assert isinstance(tagged, asyncio.Future) and tagged.aid == "fut-aid"  # type: ignore[attr-defined]
     assert isinstance(plain, asyncio.Future) and not hasattr(plain, "aid")
 
 

@@ -22,7 +22,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
         yield lp
 
 
-def _on(loop: asyncio.AbstractEventLoop, fn, *args):  # type: ignore[no-untyped-def]
+def _on(loop: asyncio.AbstractEventLoop, fn, *args):
     """Run ``fn(*args)`` on ``loop`` and wait for its result."""
     done = threading.Event()
     out: list[object] = []

@@ -15,7 +15,7 @@ from actorgrpc.testing import wait_for
 
 
 def test_proxy_fields_and_normalised_address():
-    p = ActorProxy("abc", "worker", ["127.0.0.1", "8080"])  # type: ignore[arg-type]
+    p = ActorProxy("abc", "worker", ["127.0.0.1", "8080"])
     assert p.aid == "abc" and p.name == "worker"
     assert p.address == ("127.0.0.1", 8080)
     assert type(p.address) is tuple and type(p.address[1]) is int
@@ -50,7 +50,7 @@ def test_proxy_pickles_with_every_protocol(protocol):
 def test_proxy_has_no_instance_dict():
     # Lightweight: slots only.
     with pytest.raises(AttributeError):
-        ActorProxy("abc", None, ("h", 1)).other = 1  # type: ignore[attr-defined]
+        ActorProxy("abc", None, ("h", 1)).other = 1
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -26,12 +26,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import grpc
 import psutil
 import pytest
 from actorgrpc.v1 import mailbox_pb2, supervisor_pb2, value_pb2
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
 
 from actorgrpc import ACTOR_STATES, arbiter, send, spawn
@@ -57,13 +58,17 @@ NOTIFY = "/actorgrpc.v1.Supervisor/Notify"
 INFO = "/actorgrpc.v1.Supervisor/Info"
 LOOKUP = "/actorgrpc.v1.Supervisor/Lookup"
 HEALTH = "/grpc.health.v1.Health/Check"
+# Multicallables made without serializers send and return raw bytes; grpc's stubs
+# cannot infer that (their type parameters come from the serializers).
+RawUnary: TypeAlias = "grpc.UnaryUnaryMultiCallable[bytes, bytes]"
+RawStream: TypeAlias = "grpc.StreamStreamMultiCallable[bytes, bytes]"
 SUPERVISOR_METHODS = (HANDSHAKE, NOTIFY, INFO, LOOKUP)
 METHODS = {
     "arbiter": (SEND, STREAM, HANDSHAKE, NOTIFY, INFO, LOOKUP, HEALTH),
     # The process actor serves no Supervisor: those calls must answer UNIMPLEMENTED.
     "process": (SEND, STREAM, HEALTH, HANDSHAKE, INFO),
 }
-MESSAGE_TYPES = {
+MESSAGE_TYPES: dict[str, type[Message]] = {
     SEND: mailbox_pb2.Envelope,
     STREAM: mailbox_pb2.Envelope,
     HANDSHAKE: supervisor_pb2.HandshakeRequest,
@@ -253,7 +258,7 @@ def _value(rng: random.Random, depth: int = 0) -> value_pb2.Value:
     elif roll == 8:
         v.bool_value = rng.random() < 0.5
     elif roll == 9:
-        v.null_value = 0
+        v.null_value = value_pb2.NULL_VALUE_UNSPECIFIED  # 0
     elif roll == 10:
         v.list_value.SetInParent()  # an empty list, or a tuple flag alone
         v.list_value.tuple = rng.random() < 0.5
@@ -292,7 +297,8 @@ def _ref(rng: random.Random) -> value_pb2.ActorRef:
 def _envelope(rng: random.Random, dangerous: bool, depth: int = 0) -> mailbox_pb2.Envelope:
     env = mailbox_pb2.Envelope()
     env.id = rng.choice([0, 1, 7, 2**64 - 1, rng.randrange(2**64)])
-    env.kind = rng.choice([0, 0, 1, 1, 1, 2, 3, 4, 99, 2**31 - 1, -1])
+    # Any int on purpose, out of the enum's range too: the stubs take only an EnvelopeKind.
+    env.kind = rng.choice([0, 0, 1, 1, 1, 2, 3, 4, 99, 2**31 - 1, -1])  # type: ignore[assignment]
     if rng.random() < 0.3:
         env.sender.CopyFrom(_ref(rng))
     env.target = rng.choice(
@@ -318,7 +324,8 @@ def _envelope(rng: random.Random, dangerous: bool, depth: int = 0) -> mailbox_pb
     if rng.random() < 0.1:
         env.result.CopyFrom(_value(rng))
     if rng.random() < 0.1:
-        env.error.code = rng.randrange(12)
+        # Any int on purpose, out of the enum's range too: the stubs take only an ErrorCode.
+        env.error.code = rng.randrange(12)  # type: ignore[assignment]
         env.error.message = _text(rng)
     batched = env.kind == mailbox_pb2.ENVELOPE_KIND_BATCH or rng.random() < 0.05
     if batched and depth < 2:
@@ -470,7 +477,8 @@ def check_alive(t: Tree) -> list[str]:
     ):
         ping.target = target
         try:
-            raw = t.channels[server].unary_unary(SEND)(
+            # No serializers: grpc sends and returns bytes as they are.
+            raw = cast(RawUnary, t.channels[server].unary_unary(SEND))(
                 ping.SerializeToString(), timeout=10, metadata=auth_metadata(SECRET)
             )
             result = mailbox_pb2.Envelope.FromString(raw).result.string_value
@@ -482,7 +490,7 @@ def check_alive(t: Tree) -> list[str]:
             )
     for server, ch in t.channels.items():
         try:
-            raw = ch.unary_unary(HEALTH)(
+            raw = cast(RawUnary, ch.unary_unary(HEALTH))(
                 health_pb2.HealthCheckRequest().SerializeToString(),
                 timeout=10,
                 metadata=auth_metadata(SECRET),
@@ -580,14 +588,14 @@ def run_case(t: Tree, c: Case, findings: Findings) -> None:
     md = c.metadata()
     parsed = _parse_all(c)
     if c.method == STREAM:
-        call = ch.stream_stream(STREAM)
+        stream_call: RawStream = ch.stream_stream(STREAM)
         code, details, out = _status_of(
-            lambda: list(call(iter(c.messages), timeout=STREAM_TIMEOUT, metadata=md))
+            lambda: list(stream_call(iter(c.messages), timeout=STREAM_TIMEOUT, metadata=md))
         )
     else:
-        call = ch.unary_unary(c.method)
+        unary_call: RawUnary = ch.unary_unary(c.method)
         code, details, out = _status_of(
-            lambda: call.with_call(c.messages[0], timeout=UNARY_TIMEOUT, metadata=md)
+            lambda: unary_call.with_call(c.messages[0], timeout=UNARY_TIMEOUT, metadata=md)
         )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         findings.add(f"{c.method}: no status within its deadline (a hang)", where)

@@ -171,7 +171,9 @@ def test_sender_reference_is_the_callers_and_a_malformed_one_is_refused_when_rea
 
 
 def trailer_error(exc: grpc.RpcError) -> mailbox_pb2.Error:
-    trailers = dict(exc.trailing_metadata() or ())
+    # grpc's stubs type a metadatum as an object with .key and .value; at runtime it is
+    # a (key, value) namedtuple, as dict() needs.
+    trailers: dict[str, bytes] = dict(exc.trailing_metadata() or ())  # type: ignore[arg-type]
     assert ERROR_KEY in trailers, trailers
     return mailbox_pb2.Error.FromString(trailers[ERROR_KEY])
 

@@ -31,7 +31,7 @@ class Colour(IntEnum):
 PROXY = ActorProxy("a1b2c3d4", "worker", ("127.0.0.1", 4321))
 
 # (value, the oneof member it must use)
-TYPED = [
+TYPED: list[tuple[object, str]] = [
     (None, "null_value"),
     (True, "bool_value"),
     (False, "bool_value"),

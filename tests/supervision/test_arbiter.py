@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from typing import IO, cast
 
 import psutil
 import pytest
@@ -277,8 +278,12 @@ FOREGROUND = textwrap.dedent(
 
 
 def read_line(proc: subprocess.Popen, timeout: float) -> str:
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    # The assert does not reach into the lambda: mypy sees proc.stdout as Optional there.
+    reader = threading.Thread(
+        target=lambda: box.append(cast(IO[str], proc.stdout).readline()), daemon=True
+    )
     reader.start()
     reader.join(timeout)
     if not box:
