@@ -194,17 +194,20 @@ class Actor:
         self._transport = transport
         self._settings = transport.settings
         self._codec = transport.codec
-        # Bound once: requests read their caller with it, when asked.
+        # Bound once: they run for every request.
         self._read_caller = self._codec.caller
+        self._read_args = self._codec.read_args
+        self._reply = self._codec.reply
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poster: Any = None
         self._started_at = 0.0
         self._commands_handled = 0
         self._stop_requested: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        # What a local receiver sees as the caller of this actor's requests:
-        # one proxy, made again once the transport's address is known (main()).
-        self._proxy = ActorProxy(aid, name, transport.address)
+        #: A picklable ActorProxy for this actor: one object, made again once
+        #: the transport's address is known (main()). Local receivers see it as
+        #: the caller of this actor's requests.
+        self.proxy = ActorProxy(aid, name, transport.address)
         self._link: SupervisorLink | None = None
         self._spawn_token = ""
         self._session = ""
@@ -215,8 +218,8 @@ class Actor:
         # answered: failed, not lost, if the actor ends first.
         self._inflight: dict[int, tuple[int, ReplyCallback]] = {}
         self._keys = itertools.count()
-        # Closed while too many requests wait for this actor: senders then wait.
-        self._gate = Gate(self._settings.mailbox_limit)
+        #: Closed while this actor's mailbox is full: senders then wait for room.
+        self.gate = Gate(self._settings.mailbox_limit)
         self.exit_code: int | None = None
 
     # -- attributes -------------------------------------------------------
@@ -245,16 +248,6 @@ class Actor:
     def address(self) -> Address:
         """The (host, port) of the Mailbox server hosting this actor."""
         return self._transport.address
-
-    @property
-    def proxy(self) -> ActorProxy:
-        """A picklable ActorProxy for this actor."""
-        return self._proxy
-
-    @property
-    def gate(self) -> Gate:
-        """Closed while this actor's mailbox is full: senders then wait for room."""
-        return self._gate
 
     @property
     def allow_pickle(self) -> bool:
@@ -396,7 +389,7 @@ class Actor:
         allow = self._settings.allow_pickle
         try:
             cmd = get_command(env.action)
-            args, kwargs = self._codec.read_args(env, allow)
+            args, kwargs = self._read_args(env, allow)
             # Without a local caller, the envelope names the sender (if any).
             sent_by = env if caller is None else None
             request = Request(self, caller, env.action, args, kwargs, sent_by, self._read_caller)
@@ -410,14 +403,14 @@ class Actor:
             self._update_gate()
             task.add_done_callback(lambda t: self._finish(t, env.id, reply))
         else:
-            reply(self._codec.reply(env.id, result, allow, self._settings.max_message_size))
+            reply(self._reply(env.id, result, allow, self._settings.max_message_size))
 
     def _track(self, env: Envelope, reply: ReplyCallback) -> ReplyCallback:
         """Wrap ``reply`` so that the request fails if this actor ends first (thread-safe)."""
         key = next(self._keys)
         inflight = self._inflight
         inflight[key] = (env.id, reply)
-        gate = self._gate
+        gate = self.gate
         # These run for every request between threads: the gate is told only
         # when it may change (measured: ~5% of thread -> thread throughput).
         if len(inflight) >= gate.limit:
@@ -433,7 +426,7 @@ class Actor:
 
     def _update_gate(self) -> None:
         """Tell the gate how many requests wait for this actor or run as tasks."""
-        self._gate.update(len(self._tasks) + len(self._inflight))
+        self.gate.update(len(self._tasks) + len(self._inflight))
 
     def fail_pending(self, reason: str) -> None:
         """Fail the requests handed to this actor from other threads and not yet answered.
@@ -537,7 +530,7 @@ class Actor:
         self._stop_requested = asyncio.Event()
         _current.actor = self
         transport = self._transport
-        self._proxy = ActorProxy(self.aid, self.name, transport.address)
+        self.proxy = ActorProxy(self.aid, self.name, transport.address)
         self.state = ACTOR_STATES.STARTING
         self._started_at = time.time()
         transport.registry.register(self)

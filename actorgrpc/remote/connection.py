@@ -31,7 +31,7 @@ log = logging.getLogger("actorgrpc")
 
 
 def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
-    """Options for every channel and server of a node."""
+    """Options for every channel and server of a process."""
     # Batches carry up to ~1 MiB on top of one maximal envelope.
     limit = max_message_size + 2 * 1024 * 1024
     return [

@@ -1,4 +1,4 @@
-"""Who may talk to a tree: the shared secret, TLS, and where a node may listen.
+"""Who may talk to a tree: the shared secret, TLS, and where a server may listen.
 
 Every arbiter has a secret (given, read from ``ACTORGRPC_SECRET``, or
 generated). Every call to every server of the tree carries it in the
@@ -69,7 +69,7 @@ def _read(value: str | bytes | Path | None, what: str) -> bytes | None:
 class TLSConfig:
     """Certificates for a tree's servers and clients (PEM bytes).
 
-    ``cert`` and ``key`` serve every node and identify it as a client;
+    ``cert`` and ``key`` serve every process of the tree and identify it as a client;
     ``ca`` is what peers are checked against; ``mutual`` makes servers
     require client certificates signed by ``ca``.
     """
@@ -99,13 +99,13 @@ class TLSConfig:
         return cls(cert=cert, key=key, ca=ca, mutual=mutual)
 
     def server_credentials(self) -> grpc.ServerCredentials:
-        """Credentials for a node's server."""
+        """Credentials for a process's server."""
         return grpc.ssl_server_credentials(
             [(self.key, self.cert)], root_certificates=self.ca, require_client_auth=self.mutual
         )
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
-        """Credentials for a node's channels (presenting its certificate)."""
+        """Credentials for a process's channels (presenting its certificate)."""
         return grpc.ssl_channel_credentials(
             root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
         )

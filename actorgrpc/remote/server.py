@@ -62,26 +62,26 @@ class MailboxHost(Protocol):
 
 
 class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
-    def __init__(self, node: MailboxHost) -> None:
-        self._node = node
+    def __init__(self, transport: MailboxHost) -> None:
+        self._transport = transport
 
     async def Stream(
         self,
         request_iterator: AsyncIterator[mailbox_pb2.Envelope],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
-        node = self._node
+        transport = self._transport
         outbox = Outbox(context.write)
-        node.server_outboxes.add(outbox)
+        transport.server_outboxes.add(outbox)
         unanswered = _Unanswered()
         writer = asyncio.ensure_future(outbox.run())
         # The stream's messages come unparsed (see _ParseRequests): read them
         # with context.read(), not through request_iterator's generator.
         reader = asyncio.ensure_future(self._read(context, outbox, unanswered))
-        closing = asyncio.ensure_future(node.closing.wait())
+        closing = asyncio.ensure_future(transport.closing.wait())
         try:
             # Until the peer is done writing and every request it made has its
-            # reply, or this node closes: then flush and end the call with OK.
+            # reply, or this process closes: then flush and end the call with OK.
             await asyncio.wait((reader, closing), return_when=asyncio.FIRST_COMPLETED)
             if not closing.done():
                 idle = asyncio.ensure_future(unanswered.idle())
@@ -99,7 +99,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         finally:
             outbox.close()
-            node.server_outboxes.discard(outbox)
+            transport.server_outboxes.discard(outbox)
             for task in (reader, closing, writer):
                 task.cancel()
 
@@ -109,17 +109,17 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         outbox: Outbox,
         unanswered: _Unanswered,
     ) -> None:
-        node = self._node
+        transport = self._transport
         parse = mailbox_pb2.Envelope.FromString
         eof = grpc.aio.EOF
-        limit = node.settings.max_message_size
+        limit = transport.settings.max_message_size
         count = 0
 
         def answer(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
             outbox.put(env)
             unanswered.done()
 
-        reply = node.on_io_loop(answer)
+        reply = transport.on_io_loop(answer)
         try:
             while (raw := await context.read()) is not eof:
                 count += 1
@@ -130,10 +130,10 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                 try:
                     for env in expand(message):
                         if env.no_reply:
-                            gate = node.dispatch(env, drop_reply, sized=sized)
+                            gate = transport.dispatch(env, drop_reply, sized=sized)
                         else:
                             unanswered.add()
-                            gate = node.dispatch(env, reply, sized=sized)
+                            gate = transport.dispatch(env, reply, sized=sized)
                         if gate is not None and not gate.is_open():
                             # Stop reading: gRPC flow control then slows the sender.
                             outbox.release()
@@ -148,19 +148,19 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         self, request: mailbox_pb2.Envelope, context: grpc.aio.ServicerContext[Any, Any]
     ) -> mailbox_pb2.Envelope:
         answer: asyncio.Future[mailbox_pb2.Envelope] = asyncio.get_running_loop().create_future()
-        node = self._node
+        transport = self._transport
 
         def settle(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
             if not answer.done():
                 answer.set_result(env)
 
-        reply = node.on_io_loop(settle)
+        reply = transport.on_io_loop(settle)
 
         request.no_reply = False
         if request.kind == mailbox_pb2.ENVELOPE_KIND_BATCH:
             reply(make_error_reply(request.id, BadRequest("Send takes one envelope, not a batch")))
         else:
-            node.dispatch(request, reply)
+            transport.dispatch(request, reply)
         env = await answer
         if env.HasField("error"):
             error = env.error
@@ -290,15 +290,15 @@ class _Unanswered:
             await self._idle
 
 
-async def serve(node: MailboxHost, supervisor: Supervisor | None) -> tuple[Any, int, Any]:
+async def serve(transport: MailboxHost, supervisor: Supervisor | None) -> tuple[Any, int, Any]:
     """Start the process's server; return it, its port and its health servicer."""
-    settings = node.settings
+    settings = transport.settings
     interceptors: list[Any] = [AuthInterceptor(settings.secret)] if settings.secret else []
     interceptors.append(_ParseRequests())
     server = grpc.aio.server(
         options=channel_options(settings.max_message_size), interceptors=interceptors
     )
-    mailbox_pb2_grpc.add_MailboxServicer_to_server(_Mailbox(node), server)
+    mailbox_pb2_grpc.add_MailboxServicer_to_server(_Mailbox(transport), server)
     names = [_MAILBOX]
     if supervisor is not None:
         SupervisorService(supervisor).add_to(server)
@@ -308,7 +308,7 @@ async def serve(node: MailboxHost, supervisor: Supervisor | None) -> tuple[Any, 
     names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     names.append(reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    where = format_address((node.host, node.port))  # an IPv6 host in brackets
+    where = format_address((transport.host, transport.port))  # an IPv6 host in brackets
     if isinstance(settings.tls, TLSConfig):
         port = server.add_secure_port(where, settings.tls.server_credentials())
     else:

@@ -54,30 +54,30 @@ def notice_from_pb(request: supervisor_pb2.NotifyRequest) -> Notice:
     )
 
 
-def summary(monitor: ActorProxyMonitor, now: float) -> supervisor_pb2.ActorSummary:
+def summary(entry: ActorProxyMonitor, now: float) -> supervisor_pb2.ActorSummary:
     """One actor as the arbiter last saw it."""
-    packed = monitor.packed_info
+    packed = entry.packed_info
     if isinstance(packed, EncodedInfo):
         raw: Any = packed.value
     else:  # info set in Python: encode it once here
-        raw = wire.encode(monitor.info, allow_pickle=False) if monitor.info else None
+        raw = wire.encode(entry.info, allow_pickle=False) if entry.info else None
     # Read the few typed fields straight off the Value: decoding and
     # re-encoding every actor's info made Info slow on big trees.
     actor = _entries(raw, "actor")
     system = _entries(raw, "system")
     out = supervisor_pb2.ActorSummary(
-        ref=wire.ref_from_proxy(monitor.proxy),
-        kind=monitor.kind,
-        language=monitor.language,
-        pid=monitor.pid,
-        state=monitor.state,
-        info_state=ACTOR_STATES.DESCRIPTION.get(monitor.state, "unknown"),
+        ref=wire.ref_from_proxy(entry.proxy),
+        kind=entry.kind,
+        language=entry.language,
+        pid=entry.pid,
+        state=entry.state,
+        info_state=ACTOR_STATES.DESCRIPTION.get(entry.state, "unknown"),
         # From the handshake: an idle actor's last info may be minutes old.
-        uptime=round(now - monitor.started, 3) if monitor.started else _number(actor, "uptime"),
+        uptime=round(now - entry.started, 3) if entry.started else _number(actor, "uptime"),
         memory_rss=int(_number(system, "memory_rss")),
         commands_handled=int(_number(actor, "commands_handled")),
-        last_notified=round(now - monitor.notified, 3) if monitor.notified else 0.0,
-        supervisor=monitor.supervisor,
+        last_notified=round(now - entry.notified, 3) if entry.notified else 0.0,
+        supervisor=entry.supervisor,
     )
     if raw is not None:
         out.info.CopyFrom(raw)
@@ -106,8 +106,8 @@ def tree_info(supervisor: Supervisor) -> supervisor_pb2.InfoResponse:
     )
     me.info.CopyFrom(wire.encode(arb_info, allow_pickle=False))
     out = supervisor_pb2.InfoResponse(actors=[me])
-    for monitor in list(supervisor.managed.values()):
-        out.actors.append(summary(monitor, now))
+    for entry in list(supervisor.managed.values()):
+        out.actors.append(summary(entry, now))
     out.terminated.CopyFrom(wire.encode(dict(supervisor.terminated), allow_pickle=False))
     return out
 

@@ -87,6 +87,7 @@ class Transport:
         self.codec = CODEC
         #: This process's actors by aid and name.
         self.registry = Registry()
+        self._actors = self.registry.actors  # read on every send and receipt
         self.host = settings.host
         self.port = port
         #: Metadata every outgoing call carries.
@@ -209,7 +210,7 @@ class Transport:
         Arguments are encoded here, in the caller's thread, so the receiver
         gets a copy of them as they were at the call.
         """
-        actors = self.registry.actors
+        actors = self._actors
         if isinstance(target, ActorProxy):
             dest: ActorProxy | str = target if type(target) is ActorProxy else target.proxy
             target_id = target.aid

@@ -195,7 +195,7 @@ class ArbiterBase(Actor):
         else:
             link = LocalSupervisorClient(transport, self.supervisor)
             runner = ThreadRunner(spec, transport, link)
-        monitor = ActorProxyMonitor(aid, name, transport.address, runner, kind, supervisor=owner)
+        entry = ActorProxyMonitor(aid, name, transport.address, runner, kind, supervisor=owner)
         loop = asyncio.get_running_loop()
         started: asyncio.Future[ActorProxy] = loop.create_future()
 
@@ -203,7 +203,7 @@ class ArbiterBase(Actor):
             if not started.done():
                 started.set_result(value) if ok else started.set_exception(value)
 
-        self.supervisor.add(monitor, spec.spawn_token, settle)
+        self.supervisor.add(entry, spec.spawn_token, settle)
         try:
             runner.start()
         except Exception as exc:
@@ -214,7 +214,7 @@ class ArbiterBase(Actor):
                 "of a process actor must be picklable (module-level functions and classes)"
             ) from None
         runner.watch(loop, lambda code, how: self.supervisor.actor_exited(aid, code, how))
-        monitor.pid = runner.pid
+        entry.pid = runner.pid
         try:
             return await asyncio.wait_for(asyncio.shield(started), timeout)
         except TimeoutError:
@@ -274,25 +274,25 @@ class ArbiterBase(Actor):
 
     async def kill_actor(self, aid: str) -> bool:
         """Stop the actor ``aid`` (or name); terminate it after ACTOR_ACTION_TIMEOUT."""
-        monitor = self.supervisor.managed.get(aid) or self.supervisor.managed.get(
+        entry = self.supervisor.managed.get(aid) or self.supervisor.managed.get(
             self.supervisor.names.get(aid, "")
         )
-        if monitor is None:
+        if entry is None:
             return False
-        await self._stop_actors([monitor.aid])
+        await self._stop_actors([entry.aid])
         return True
 
     async def _stop_actors(self, aids: list[str]) -> None:
         """Stop actors gracefully; terminate those that do not stop in time."""
         managed = self.supervisor.managed
         for aid in aids:
-            monitor = managed.get(aid)
-            if monitor is None:
+            entry = managed.get(aid)
+            if entry is None:
                 continue
-            if monitor.state < ACTOR_STATES.STARTING:
-                monitor.terminate()
+            if entry.state < ACTOR_STATES.STARTING:
+                entry.terminate()
                 continue
-            reply = self.send(monitor.proxy, "stop")
+            reply = self.send(entry.proxy, "stop")
             reply.add_done_callback(lambda f: f.exception())
         alive = await self.supervisor.wait_ended(aids, ACTOR_ACTION_TIMEOUT)
         if alive:
@@ -315,7 +315,7 @@ class ArbiterBase(Actor):
     # -- info ---------------------------------------------------------------------
 
     def get_actor(self, aid: str) -> ActorProxyMonitor | ActorProxy | None:
-        """The monitor of the actor ``aid`` (or name), the arbiter's proxy, or None."""
+        """The ActorProxyMonitor of the actor ``aid`` (or name), the arbiter's proxy, or None."""
         if not isinstance(aid, str):
             raise TypeError(f"get_actor needs an aid or a name, not {aid!r}")
         sup = self.supervisor

@@ -66,26 +66,26 @@ class Supervisor:
 
     # -- registration -------------------------------------------------------
 
-    def add(self, monitor: ActorProxyMonitor, token: str, waiter: Settle) -> None:
+    def add(self, entry: ActorProxyMonitor, token: str, waiter: Settle) -> None:
         """Record an actor about to be spawned; ``waiter`` learns how its start went."""
-        aid = monitor.aid
+        aid = entry.aid
         # Aids and names share one namespace for lookups: neither may shadow the other.
         if aid in self.managed or aid in (self.arbiter.aid, self.arbiter.name, "arbiter"):
             raise BadRequest(f"aid {short(aid)} is taken")
         if aid in self.names:
             raise BadRequest(f"aid {short(aid)} is the name of actor {self.names[aid]}")
-        if monitor.name and (monitor.name in self.managed or monitor.name == self.arbiter.aid):
-            raise BadRequest(f"the name {short(monitor.name)} is the aid of another actor")
-        if monitor.name:
-            self._check_name(monitor.name, monitor.aid)
-            self.names[monitor.name] = monitor.aid
-        self.managed[monitor.aid] = monitor
-        owner = self.owners.get(monitor.supervisor)
+        if entry.name and (entry.name in self.managed or entry.name == self.arbiter.aid):
+            raise BadRequest(f"the name {short(entry.name)} is the aid of another actor")
+        if entry.name:
+            self._check_name(entry.name, entry.aid)
+            self.names[entry.name] = entry.aid
+        self.managed[entry.aid] = entry
+        owner = self.owners.get(entry.supervisor)
         if owner is not None and owner.managed_actors is not None:
-            owner.managed_actors[monitor.aid] = monitor
-        self._tokens[monitor.aid] = token
-        self._waiters[monitor.aid] = waiter
-        self._ended[monitor.aid] = asyncio.Event()
+            owner.managed_actors[entry.aid] = entry
+        self._tokens[entry.aid] = token
+        self._waiters[entry.aid] = waiter
+        self._ended[entry.aid] = asyncio.Event()
 
     def _check_name(self, name: str, aid: str) -> None:
         owner = self.names.get(name)
@@ -96,24 +96,24 @@ class Supervisor:
 
     def handshake(self, request: Handshake) -> Welcome:
         """A spawned actor announces its address."""
-        monitor = self.managed.get(request.aid)
-        if monitor is None and request.kind == "external":
-            monitor = self._add_external(request)
-        elif monitor is None or self._tokens.get(request.aid) != request.spawn_token:
+        entry = self.managed.get(request.aid)
+        if entry is None and request.kind == "external":
+            entry = self._add_external(request)
+        elif entry is None or self._tokens.get(request.aid) != request.spawn_token:
             raise ActorNotFound(f"no actor {short(request.aid)} was spawned here")
         try:
-            monitor.address = parse_address(request.address)
+            entry.address = parse_address(request.address)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        monitor.pid = request.pid
-        monitor.language = request.language or "python"
-        monitor.state = _S.STARTING
+        entry.pid = request.pid
+        entry.language = request.language or "python"
+        entry.state = _S.STARTING
         transport = self.arbiter.transport
-        if monitor.address != transport.address:
+        if entry.address != transport.address:
             # The stream opens now: it carries the arbiter's requests, and its
             # breaking is the first sign of death for actors with no process here.
-            monitor.mailbox = transport.connect(monitor.address)
-        monitor.notified = monitor.started = time.time()
+            entry.mailbox = transport.connect(entry.address)
+        entry.notified = entry.started = time.time()
         session = self._sessions[request.aid] = secrets.token_hex(16)
         return Welcome(
             arbiter=self.arbiter.proxy,
@@ -134,40 +134,40 @@ class Supervisor:
             raise BadRequest(str(exc)) from None
         if not address[1]:
             raise BadRequest(f"an external actor needs a port, not {short(request.address)}")
-        monitor = ActorProxyMonitor(
+        entry = ActorProxyMonitor(
             aid, request.name or None, address, None, "external", supervisor=self.arbiter.aid
         )
-        self.add(monitor, request.spawn_token, lambda ok, value: None)
-        return monitor
+        self.add(entry, request.spawn_token, lambda ok, value: None)
+        return entry
 
     def check_liveness(self) -> None:
         """End actors no process or thread watches once they miss two notifies."""
         limit = time.time() - 1.75 * MONITOR_TASK_PERIOD
-        for monitor in list(self.managed.values()):
-            if monitor.runner is None and monitor.notified and monitor.notified < limit:
-                self.actor_exited(monitor.aid, None, "missed its notifies: presumed dead")
+        for entry in list(self.managed.values()):
+            if entry.runner is None and entry.notified and entry.notified < limit:
+                self.actor_exited(entry.aid, None, "missed its notifies: presumed dead")
 
     def notify(self, request: Notice) -> bool:
         """An actor reports its state and info; False when it is not known here."""
-        monitor = self.managed.get(request.aid)
-        if monitor is None:
+        entry = self.managed.get(request.aid)
+        if entry is None:
             return False
         expected = self._sessions.get(request.aid)
         if expected is None or not hmac.compare_digest(expected, request.session_token):
             raise PermissionDenied(f"notify for {request.aid!r} without its session token")
-        monitor.notified = time.time()
+        entry.notified = time.time()
         # States only move forward; notifies may arrive out of order (concurrent RPCs).
-        monitor.state = max(monitor.state, request.state)
+        entry.state = max(entry.state, request.state)
         if request.info is not None:
             # Read when someone asks: most notifies are never looked at.
-            monitor.set_packed_info(request.info)
+            entry.set_packed_info(request.info)
         if request.error:
-            monitor.info["error"] = {"error": request.error, "traceback": request.traceback}
+            entry.info["error"] = {"error": request.error, "traceback": request.traceback}
             type_name, _, message = request.error.partition(": ")
             self._settle(request.aid, False, remote_error(type_name, message, request.traceback))
         elif request.state == _S.RUN:
-            self._settle(request.aid, True, monitor.proxy)
-        elif request.state >= _S.CLOSE and monitor.runner is None:
+            self._settle(request.aid, True, entry.proxy)
+        elif request.state >= _S.CLOSE and entry.runner is None:
             self.actor_exited(request.aid, 0 if request.state == _S.CLOSE else None)
         return True
 
@@ -178,31 +178,31 @@ class Supervisor:
 
     def actor_exited(self, aid: str, exitcode: int | None, how: str = "") -> None:
         """An actor's process or thread has ended: keep its death record."""
-        monitor = self.managed.pop(aid, None)
-        if monitor is None:
+        entry = self.managed.pop(aid, None)
+        if entry is None:
             return
-        if monitor.name and self.names.get(monitor.name) == aid:
-            del self.names[monitor.name]
+        if entry.name and self.names.get(entry.name) == aid:
+            del self.names[entry.name]
         self._tokens.pop(aid, None)
         self._sessions.pop(aid, None)
-        clean = exitcode == 0 and monitor.state in (_S.STOPPING, _S.CLOSE)
-        monitor.state = _S.CLOSE if clean else _S.TERMINATE
+        clean = exitcode == 0 and entry.state in (_S.STOPPING, _S.CLOSE)
+        entry.state = _S.CLOSE if clean else _S.TERMINATE
         if not how:
             how = "stopped" if clean else _describe_exit(exitcode)
-        error = monitor.info.get("error") if isinstance(monitor.info, dict) else None
+        error = entry.info.get("error") if isinstance(entry.info, dict) else None
         record: dict[str, Any] = {
             "aid": aid,
-            "name": monitor.name or "",
-            "kind": monitor.kind,
-            "pid": monitor.pid,
-            "state": monitor.state,
-            "info_state": ACTOR_STATES.DESCRIPTION[monitor.state],
+            "name": entry.name or "",
+            "kind": entry.kind,
+            "pid": entry.pid,
+            "state": entry.state,
+            "info_state": ACTOR_STATES.DESCRIPTION[entry.state],
             "how": how,
             "exitcode": exitcode,
             "ended": time.time(),
             "error": error,
         }
-        owner = self.owners.get(monitor.supervisor)
+        owner = self.owners.get(entry.supervisor)
         if owner is not None:
             if owner.managed_actors is not None:
                 owner.managed_actors.pop(aid, None)
@@ -210,12 +210,12 @@ class Supervisor:
         self.terminated[aid] = record
         while len(self.terminated) > MAX_DEATH_RECORDS:
             del self.terminated[next(iter(self.terminated))]
-        monitor.mark_ended(record)
+        entry.mark_ended(record)
         self._settle(aid, False, ActorNotAvailable(f"actor {aid} ended before it started: {how}"))
         event = self._ended.pop(aid, None)
         if event is not None:
             event.set()
-        log.info("actor %s (%s) ended: %s", monitor.name or aid, monitor.kind, how)
+        log.info("actor %s (%s) ended: %s", entry.name or aid, entry.kind, how)
 
     async def wait_ended(self, aids: list[str], timeout: float) -> list[str]:
         """Wait until those actors end; return those still alive after ``timeout``."""
@@ -234,10 +234,10 @@ class Supervisor:
         arbiter = self.arbiter
         if target in (arbiter.aid, arbiter.name, "arbiter"):
             return arbiter.proxy
-        monitor = self.managed.get(target) or self.managed.get(self.names.get(target, ""))
-        if monitor is None or monitor.state < _S.STARTING:
+        entry = self.managed.get(target) or self.managed.get(self.names.get(target, ""))
+        if entry is None or entry.state < _S.STARTING:
             return None
-        return monitor.proxy
+        return entry.proxy
 
     def obituary(self, target: str) -> str | None:
         """How the ended actor with that aid (or last with that name) ended, or None."""
@@ -253,9 +253,9 @@ class Supervisor:
 
     def address_lost(self, address: Address) -> None:
         """The mailbox stream to ``address`` broke: actors nobody else watches there ended."""
-        for monitor in list(self.managed.values()):
-            if monitor.runner is None and monitor.address == address:
-                self.actor_exited(monitor.aid, None, "its mailbox stream broke: presumed dead")
+        for entry in list(self.managed.values()):
+            if entry.runner is None and entry.address == address:
+                self.actor_exited(entry.aid, None, "its mailbox stream broke: presumed dead")
 
     def actors_info(self) -> list[dict[str, Any]]:
         """Latest info of every live actor, for the arbiter's info()."""
