@@ -37,6 +37,8 @@ autodoc_type_aliases = {"Address": "tuple[str, int]"}
 nitpick_ignore_regex = [
     # External: the standard library's types.
     ("py:class", r"(collections\.abc|asyncio|asyncio\.events)\.\w+"),
+    # External: grpc's and psutil's (actorgrpc.testing's signatures).
+    ("py:class", r"(grpc|psutil)\.\w+"),
     # External: protobuf messages of the generated code (actorgrpc.v1), whose
     # reference is the .proto files, not this one.
     ("py:class", r"(actorgrpc\.v1\.)?\w+_pb2\.\w+"),
@@ -46,14 +48,23 @@ nitpick_ignore_regex = [
 # in particular a new one, still fails the build.
 _UNEXPORTED = [
     "F",  # the TypeVar of @command's overloads
+    "T",  # the TypeVar of BlockingFuture
+    "T_co",  # the TypeVar of ActorFuture
+    "_T",  # the TypeVar of actorgrpc.testing.wait_for
+    "Address",  # alias: a (host, port) tuple
+    "BlockingFuture",  # what plain code's ActorFuture is (actorgrpc.core.futures)
     "Hook",  # alias: Callable[[Any], Any], an actor hook
+    "Envelope",  # alias: the transport's envelope, opaque to the core
+    "ReplyCallback",  # alias: Callable[[Envelope], None]
     "Monitor",  # Arbiter.add_monitor's result
-    "Node",  # Actor's constructor: the process's IO loop and server
     "TLSConfig",  # Arbiter's tls=
-    "_Impl",  # ActorProxyMonitor's constructor: what runs the actor
+    "Transport",  # Actor's constructor: the process's IO loop, server and routing
+    "SupervisorLink",  # Actor.attach: the actor's line to its supervisor
+    "Runner",  # ActorProxyMonitor's constructor: what runs the actor
+    "ArbiterBase",  # Arbiter's base: the arbiter's semantics (docs/architecture.md)
 ]
-# Under whichever module defines them (`actorgrpc.monitor.Monitor`, or deeper
-# if the package grows subpackages), or bare when the annotation is a string.
+# Under whichever module defines them (`actorgrpc.supervision.pools.Monitor`),
+# or bare when the annotation is a string.
 nitpick_ignore_regex += [("py:class", rf"(actorgrpc(\.\w+)+\.)?{name}") for name in _UNEXPORTED]
 
 logger = logging.getLogger(__name__)
@@ -99,7 +110,20 @@ def _check_all_documented(app: Sphinx, env: BuildEnvironment) -> None:
             logger.warning("actorgrpc.%s (in actorgrpc.__all__) is not in docs/api", name)
 
 
+def _public_alias(app: Sphinx, env: BuildEnvironment, node: Any, contnode: Any) -> Any:
+    """Link ``actorgrpc.core.futures.ActorFuture`` (as annotations name it) to ``actorgrpc.X``."""
+    target = node.get("reftarget", "")
+    name = target.rsplit(".", 1)[-1]
+    if not target.startswith("actorgrpc.") or name not in actorgrpc.__all__:
+        return None
+    domain = env.get_domain("py")
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], f"actorgrpc.{name}", node, contnode
+    )
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("missing-reference", _public_alias)
     app.connect("autodoc-process-docstring", _document_constants)
     app.connect("env-check-consistency", _check_all_documented)
     return {"parallel_read_safe": True}
