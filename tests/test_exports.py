@@ -167,3 +167,26 @@ def test_public_names_come_from_their_modules():
         module = getattr(obj, "__module__", None)
         if module is not None and (inspect.isclass(obj) or inspect.isfunction(obj)):
             assert module.startswith("actorgrpc.") and module != "actorgrpc", (name, module)
+
+
+#: Import paths of actorgrpc 0.1 that users may have used, and what they must still give.
+OLD_PATHS = {
+    "actorgrpc.actor": ["Actor", "get_actor", "send", "spawn"],
+    "actorgrpc.arbiter": ["Arbiter", "arbiter"],
+    "actorgrpc.commands": ["Request", "command"],
+    "actorgrpc.consts": ["ACTOR_ACTION_TIMEOUT", "ACTOR_STATES", "MONITOR_TASK_PERIOD"],
+    "actorgrpc.errors": ["ActorError", "ActorNotFound", "CommandError", "ResourceExhausted"],
+    "actorgrpc.proxy": ["ActorProxy", "ActorProxyMonitor"],
+}
+
+
+@pytest.mark.parametrize("path", sorted(OLD_PATHS))
+def test_old_import_paths_still_give_the_public_objects(path):
+    module = importlib.import_module(path)
+    for name in OLD_PATHS[path]:
+        assert getattr(module, name) is getattr(actorgrpc, name), f"{path}.{name}"
+
+
+def test_importing_the_old_arbiter_module_keeps_the_function():
+    importlib.import_module("actorgrpc.arbiter")
+    assert callable(actorgrpc.arbiter) and not inspect.ismodule(actorgrpc.arbiter)
