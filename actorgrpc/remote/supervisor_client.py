@@ -15,44 +15,14 @@ from actorgrpc.core.errors import ActorNotAvailable
 from actorgrpc.core.interfaces import Handshake, Notice, Welcome
 from actorgrpc.remote import wire
 from actorgrpc.remote.connection import open_channel
-from actorgrpc.remote.envelopes import EncodedInfo
+from actorgrpc.remote.supervisor_messages import handshake_to_pb, notice_to_pb
 from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
 
 if TYPE_CHECKING:
     from actorgrpc.core.proxy import ActorProxy
     from actorgrpc.core.settings import Settings
 
-__all__ = ["SupervisorClient", "handshake_to_pb", "notice_to_pb"]
-
-
-def handshake_to_pb(request: Handshake) -> supervisor_pb2.HandshakeRequest:
-    """The wire form of a handshake."""
-    return supervisor_pb2.HandshakeRequest(
-        aid=request.aid,
-        name=request.name,
-        address=request.address,
-        pid=request.pid,
-        kind=request.kind,
-        language=request.language,
-        spawn_token=request.spawn_token,
-    )
-
-
-def notice_to_pb(notice: Notice) -> supervisor_pb2.NotifyRequest:
-    """The wire form of a notify."""
-    out = supervisor_pb2.NotifyRequest(
-        aid=notice.aid,
-        state=notice.state,
-        session_token=notice.session_token,
-        error=notice.error,
-        traceback=notice.traceback,
-    )
-    info = notice.info
-    if isinstance(info, EncodedInfo):
-        out.info.CopyFrom(info.value)
-    elif info is not None:
-        out.info.CopyFrom(wire.encode(dict(info), allow_pickle=False))
-    return out
+__all__ = ["SupervisorClient"]
 
 
 class SupervisorClient:

@@ -15,10 +15,10 @@ import grpc
 from actorgrpc.core.actor import Actor
 from actorgrpc.core.consts import ACTOR_STATES
 from actorgrpc.core.errors import ActorError, ActorNotFound, short
-from actorgrpc.core.interfaces import Handshake, Notice
 from actorgrpc.remote import wire
 from actorgrpc.remote.envelopes import EncodedInfo
 from actorgrpc.remote.status import STATUS_BY_CODE
+from actorgrpc.remote.supervisor_messages import handshake_from_pb, notice_from_pb
 from actorgrpc.supervision.managed import ActorProxyMonitor
 from actorgrpc.supervision.supervisor import Supervisor
 from actorgrpc.v1 import supervisor_pb2, supervisor_pb2_grpc
@@ -27,31 +27,6 @@ __all__ = ["HANDSHAKES_PER_SECOND", "SupervisorService", "tree_info"]
 
 #: Handshakes one connection may make in a second.
 HANDSHAKES_PER_SECOND = 20
-
-
-def handshake_from_pb(request: supervisor_pb2.HandshakeRequest) -> Handshake:
-    """A handshake as the supervisor reads it."""
-    return Handshake(
-        aid=request.aid,
-        name=request.name,
-        address=request.address,
-        pid=request.pid,
-        kind=request.kind,
-        language=request.language,
-        spawn_token=request.spawn_token,
-    )
-
-
-def notice_from_pb(request: supervisor_pb2.NotifyRequest) -> Notice:
-    """A notify as the supervisor reads it (its info decoded only when asked for)."""
-    return Notice(
-        aid=request.aid,
-        state=request.state,
-        session_token=request.session_token,
-        info=EncodedInfo(request.info) if request.HasField("info") else None,
-        error=request.error,
-        traceback=request.traceback,
-    )
 
 
 def summary(entry: ActorProxyMonitor, now: float) -> supervisor_pb2.ActorSummary:
