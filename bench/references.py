@@ -210,9 +210,7 @@ def _thespian(sizes: Sizes, rec: Recorder) -> None:
                 if asys.ask(actor, i, 10) is None:
                     raise RuntimeError("Thespian ask timed out")
 
-            rec["thespian.ask_rtt"] = distribution(
-                _timed(ask, n, sizes.latency_seconds, warmup=20)
-            )
+            rec["thespian.ask_rtt"] = distribution(_timed(ask, n, sizes.latency_seconds, warmup=20))
         with rec.attempt(f"Thespian: {DEPTH} in flight ({sizes.duration}s)"):
             t0 = time.perf_counter()
             stop_at = t0 + sizes.duration
