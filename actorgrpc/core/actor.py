@@ -10,13 +10,14 @@ import os
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from actorgrpc.core.commands import find_command, get_command
 from actorgrpc.core.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.core.errors import ActorNotAvailable, BadRequest
+from actorgrpc.core.errors import ActorNotAvailable, BadRequest, CommandError
 from actorgrpc.core.flow import Gate
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.handoff import poster_for
@@ -394,11 +395,11 @@ class Actor:
             sent_by = env if caller is None else None
             request = Request(self, caller, env.action, args, kwargs, sent_by, self._read_caller)
             result = cmd.fn(request, *args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: only stop ends an actor
             reply(self._codec.error_reply(env.id, exc))
             return
         if type(result) not in _PLAIN and inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
+            task = asyncio.ensure_future(_contained(result))
             self._tasks.add(task)
             self._update_gate()
             task.add_done_callback(lambda t: self._finish(t, env.id, reply))
@@ -655,8 +656,6 @@ class Actor:
             log.warning("actor %s: info not sent: %s", self.aid, exc)
         failure = tb = ""
         if error is not None:
-            import traceback
-
             failure = f"{type(error).__name__}: {error}"
             tb = "".join(traceback.format_exception(error))
         notice = Notice(self.aid, self.state, self._session, info, failure, tb)
@@ -682,12 +681,25 @@ class Actor:
         """Spawn an actor from this actor's loop (the ``spawn`` command); the arbiter's."""
         raise NotImplementedError("only the arbiter spawns; send 'spawn' to 'arbiter'")
 
-    async def kill_actor(self, aid: str) -> bool:
+    async def kill_actor(self, aid: str) -> str | None:
         """Stop the actor ``aid`` (the ``kill_actor`` command); the arbiter's."""
         raise NotImplementedError("only the arbiter kills actors; send 'kill_actor' to 'arbiter'")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name or self.aid} {self.info_state}>"
+
+
+async def _contained(awaitable: Any) -> Any:
+    """Await a command; SystemExit and KeyboardInterrupt become its error, not the loop's.
+
+    asyncio lets those two out of a task and stop the loop: here they end the
+    command only, as any other exception does.
+    """
+    try:
+        return await awaitable
+    except (SystemExit, KeyboardInterrupt) as exc:
+        tb = "".join(traceback.format_exception(exc))
+        raise CommandError(type(exc).__name__, str(exc), tb) from None
 
 
 def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:

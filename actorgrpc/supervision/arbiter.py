@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from actorgrpc.core.actor import SPAWN_TIMEOUT, Actor, check_spawn_params, new_aid
 from actorgrpc.core.commands import command_modules
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.core.errors import ActorError, ActorTimeout, BadRequest
+from actorgrpc.core.errors import ActorError, ActorNotFound, ActorTimeout, BadRequest, short
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.proxy import ActorProxy, format_address
 from actorgrpc.supervision.managed import ActorProxyMonitor
@@ -272,15 +272,18 @@ class ArbiterBase(Actor):
 
     # -- stopping ---------------------------------------------------------------
 
-    async def kill_actor(self, aid: str) -> bool:
-        """Stop the actor ``aid`` (or name); terminate it after ACTOR_ACTION_TIMEOUT."""
-        entry = self.supervisor.managed.get(aid) or self.supervisor.managed.get(
-            self.supervisor.names.get(aid, "")
-        )
+    async def kill_actor(self, aid: str) -> str | None:
+        """Stop the actor ``aid`` (or name), terminating it after ACTOR_ACTION_TIMEOUT.
+
+        ``'killed <aid>'`` once it has ended (pulsar's answer), None if it would
+        not die; ActorNotFound when the tree has no such actor.
+        """
+        managed = self.supervisor.managed
+        entry = managed.get(aid) or managed.get(self.supervisor.names.get(aid, ""))
         if entry is None:
-            return False
+            raise ActorNotFound(f"no actor {short(aid)} in this tree to kill")
         await self._stop_actors([entry.aid])
-        return True
+        return None if entry.aid in managed else f"killed {entry.aid}"
 
     async def _stop_actors(self, aids: list[str]) -> None:
         """Stop actors gracefully; terminate those that do not stop in time."""

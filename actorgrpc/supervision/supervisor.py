@@ -55,7 +55,11 @@ class Supervisor:
         self.arbiter = arbiter
         self.managed: dict[str, ActorProxyMonitor] = {}
         self.terminated: dict[str, dict[str, Any]] = {}
-        self.names: dict[str, str] = {}
+        #: Names of the tree's actors, mapped to their aids: the arbiter's own
+        #: (pulsar registers it), monitors' and those given at spawn.
+        self.names: dict[str, str] = {
+            name: arbiter.aid for name in {"arbiter", arbiter.name or ""} if name
+        }
         self._tokens: dict[str, str] = {}
         self._sessions: dict[str, str] = {}
         self._waiters: dict[str, Settle] = {}

@@ -8,6 +8,7 @@ bug, and the tests below say what is expected instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import socket
@@ -216,7 +217,8 @@ def test_spawn_with_an_empty_aid_is_refused(tree):
             spawn(aid="", concurrency="thread")
     finally:
         for aid in list(tree.managed_actors):
-            send("arbiter", "kill_actor", aid).result(15)
+            with contextlib.suppress(ActorNotFound):  # it may have ended meanwhile
+                send("arbiter", "kill_actor", aid).result(15)
 
 
 def hook(actor: Any) -> None:

@@ -178,7 +178,7 @@ def test_stopping_hook_runs_on_stop(arb, kind):
     spawn(concurrency="thread", name="spw-collector").result(SPAWN_T)
     p = spawn(concurrency=kind, stopping=tell_collector).result(SPAWN_T)
     assert send("spw-collector", "spw_collected").result(T) == []
-    assert send(p, "stop").result(T) is True
+    assert send(p, "stop").result(T) is None
     wait_for(
         lambda: send("spw-collector", "spw_collected").result(T) == [[p.aid, "stopping"]],
         what="the stopping hook's message",

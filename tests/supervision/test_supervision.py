@@ -209,7 +209,7 @@ def test_sigkill_fails_waiting_requests_at_once(arb):
 
 def test_death_records_say_how(arb):
     clean = spawn(concurrency="thread").result(10)
-    assert send(clean, "stop").result(10) is True
+    assert send(clean, "stop").result(10) is None
     wait_for(lambda: clean.aid in arb.terminated_actors)
     record = arb.terminated_actors[clean.aid]
     assert record["how"] == "stopped" and record["state"] == ACTOR_STATES.CLOSE
@@ -251,7 +251,10 @@ def test_failing_command_and_periodic_task_do_not_kill(arb):
 def test_process_that_ignores_stop_is_killed(arb):
     proxy = spawn(stopping=stubborn_process).result(30)
     started = time.monotonic()
-    assert send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10) is True
+    assert (
+        send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10)
+        == f"killed {proxy.aid}"
+    )
     assert time.monotonic() - started >= ACTOR_ACTION_TIMEOUT
     record = arb.terminated_actors[proxy.aid]
     assert record["state"] == ACTOR_STATES.TERMINATE
@@ -262,7 +265,10 @@ def test_thread_that_ignores_stop_is_cut_off(arb):
     RELEASE.clear()
     try:
         proxy = spawn(concurrency="thread", stopping=stubborn_thread).result(10)
-        assert send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10) is True
+        assert (
+            send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10)
+            == f"killed {proxy.aid}"
+        )
         record = arb.terminated_actors[proxy.aid]
         assert record["state"] == ACTOR_STATES.TERMINATE and "cut off" in record["how"]
         with pytest.raises(ActorError):
