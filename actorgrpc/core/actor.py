@@ -50,7 +50,8 @@ _current = threading.local()
 IDLE_NOTIFY_PERIODS = 10
 #: The hooks an actor may be given.
 HOOKS = ("start", "stopping", "periodic_task")
-#: Seconds spawn waits for a new actor to run, unless ``timeout`` says otherwise.
+#: An actor's default ``timeout`` (pulsar's): seconds it may go without a sign
+#: of life before its supervisor stops it; spawn also waits that long for it.
 SPAWN_TIMEOUT = 30.0
 _KINDS = ("process", "thread")
 
@@ -210,6 +211,8 @@ class Actor:
         #: the caller of this actor's requests.
         self.proxy = ActorProxy(aid, name, transport.address)
         self._link: SupervisorLink | None = None
+        self._heartbeat: Any = None
+        self._beat_handle: asyncio.TimerHandle | None = None
         self._spawn_token = ""
         self._session = ""
         self._notified_at = 0.0
@@ -495,10 +498,16 @@ class Actor:
 
     # -- life ---------------------------------------------------------------
 
-    def attach(self, link: SupervisorLink, spawn_token: str = "") -> None:
-        """Give the actor its line to its supervisor, and its spawn's token (runners do)."""
+    def attach(self, link: SupervisorLink, spawn_token: str = "", heartbeat: Any = None) -> None:
+        """Give the actor its line to its supervisor, and its spawn's token (runners do).
+
+        ``heartbeat`` (anything with a float ``value``, shared with the
+        supervisor) gets the time every MONITOR_TASK_PERIOD while the actor's
+        loop runs: a sign of life that costs no message.
+        """
         self._link = link
         self._spawn_token = spawn_token
+        self._heartbeat = heartbeat
 
     def stop(self, exc: BaseException | None = None, exit_code: int | None = None) -> None:
         """Gracefully stop the actor (from any thread)."""
@@ -548,11 +557,18 @@ class Actor:
             self.state = ACTOR_STATES.RUN
             await self._notify()
             self._schedule_periodic()
+            if self._heartbeat is not None:
+                self._beat()
             await self._stop_requested.wait()
             self.state = ACTOR_STATES.STOPPING
+            # Told before the stopping hook runs: if it never returns, the
+            # supervisor still knows, and ends the actor in time.
+            await self._notify()
             await transport.actor_stopping(self)
             if self.next_periodic_task is not None:
                 self.next_periodic_task.cancel()
+            if self._beat_handle is not None:
+                self._beat_handle.cancel()
             await self._shutdown()
         finally:
             transport.registry.unregister(self)
@@ -589,6 +605,12 @@ class Actor:
         self._sleeping = not self._ticks() and self._fingerprint() == self._notified_print
         delay = MONITOR_TASK_PERIOD * (IDLE_NOTIFY_PERIODS if self._sleeping else 1)
         self.next_periodic_task = self._loop.call_later(delay, self._periodic)
+
+    def _beat(self) -> None:
+        """Tell the supervisor the loop runs (a store to shared memory), every period."""
+        self._heartbeat.value = time.time()
+        if not self.after_run() and self._loop is not None:
+            self._beat_handle = self._loop.call_later(MONITOR_TASK_PERIOD, self._beat)
 
     def _ticks(self) -> bool:
         """Whether this actor needs its periodic task every period."""
@@ -732,8 +754,10 @@ def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
     if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
         raise TypeError(f"spawn: actor_class must be a subclass of Actor, not {actor_class!r}")
     timeout = out.get("timeout", SPAWN_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"spawn: timeout must be a positive number of seconds, not {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise ValueError(
+            f"spawn: timeout must be a number of seconds >= 0 (0: none), not {timeout!r}"
+        )
     return out
 
 

@@ -82,6 +82,10 @@ class ArbiterBase(Actor):
         self._finished = threading.Event()
         self._error: BaseException | None = None
         self._watch: asyncio.TimerHandle | None = None
+        # Actors whose stop is being watched, so that one that does not end is ended.
+        self._escalating: set[str] = set()
+        self.supervisor.on_stopping = self._stopping
+        self.supervisor.on_unresponsive = self._unresponsive
 
     def is_arbiter(self) -> bool:
         """True."""
@@ -170,7 +174,9 @@ class ArbiterBase(Actor):
         name = params.pop("name", None)
         kind = params.pop("concurrency")
         actor_class = params.pop("actor_class", Actor)
-        timeout = float(params.pop("timeout", SPAWN_TIMEOUT))
+        # The actor's liveness timeout (0: none), and how long its spawn may take.
+        liveness = float(params.pop("timeout", SPAWN_TIMEOUT))
+        timeout = liveness or SPAWN_TIMEOUT
         owner = params.pop("_supervisor", self.aid)
         hooks = {h: params.pop(h) for h in ("start", "stopping", "periodic_task") if params.get(h)}
         for h in ("start", "stopping", "periodic_task"):
@@ -196,6 +202,7 @@ class ArbiterBase(Actor):
             link = LocalSupervisorClient(transport, self.supervisor)
             runner = ThreadRunner(spec, transport, link)
         entry = ActorProxyMonitor(aid, name, transport.address, runner, kind, supervisor=owner)
+        entry.timeout = liveness
         loop = asyncio.get_running_loop()
         started: asyncio.Future[ActorProxy] = loop.create_future()
 
@@ -297,6 +304,27 @@ class ArbiterBase(Actor):
                 continue
             reply = self.send(entry.proxy, "stop")
             reply.add_done_callback(lambda f: f.exception())
+        await self._end_if_stubborn(aids)
+
+    def _unresponsive(self, aid: str) -> None:
+        """Stop an actor that went silent; it is terminated if it does not stop in time."""
+        self._start_task(self._stop_actors([aid]))
+
+    def _stopping(self, aid: str) -> None:
+        """An actor reported STOPPING (whoever asked it to): it must end in time."""
+        if aid not in self._escalating:
+            self._start_task(self._end_if_stubborn([aid]))
+
+    async def _end_if_stubborn(self, aids: list[str]) -> None:
+        """Terminate those of ``aids`` still alive after ACTOR_ACTION_TIMEOUT, then kill them."""
+        self._escalating.update(aids)
+        try:
+            await self._escalate(aids)
+        finally:
+            self._escalating.difference_update(aids)
+
+    async def _escalate(self, aids: list[str]) -> None:
+        managed = self.supervisor.managed
         alive = await self.supervisor.wait_ended(aids, ACTOR_ACTION_TIMEOUT)
         if alive:
             log.warning("terminating actors that did not stop in time: %s", alive)

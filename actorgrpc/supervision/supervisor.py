@@ -18,6 +18,7 @@ import logging
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc.core.actor import Actor
@@ -64,6 +65,11 @@ class Supervisor:
         self._sessions: dict[str, str] = {}
         self._waiters: dict[str, Settle] = {}
         self._ended: dict[str, asyncio.Event] = {}
+        #: Told the aid of each actor that reports STOPPING and has a runner to end it.
+        self.on_stopping: Callable[[str], None] = lambda aid: None
+        #: Told the aid of each actor found unresponsive (see check_liveness).
+        self.on_unresponsive: Callable[[str], None] = lambda aid: None
+        self._next_beat_check = 0.0
         #: Actor actors (the arbiter, monitors) by aid: each keeps its
         #: own ``managed_actors`` and ``terminated_actors``.
         self.owners: dict[str, Actor] = {arbiter.aid: arbiter}
@@ -145,11 +151,35 @@ class Supervisor:
         return entry
 
     def check_liveness(self) -> None:
-        """End actors no process or thread watches once they miss two notifies."""
-        limit = time.time() - 1.75 * MONITOR_TASK_PERIOD
+        """End actors that stopped showing they live.
+
+        One that no process or thread watches (an external actor) ends once it
+        misses two notifies. One whose loop has gone silent (no notify, no
+        heartbeat) for longer than its ``timeout`` is unresponsive: it is
+        stopped, terminated after ACTOR_ACTION_TIMEOUT, and its death record
+        says so (``on_unresponsive``).
+        """
+        now = time.time()
+        limit = now - 1.75 * MONITOR_TASK_PERIOD
+        # Heartbeats come once a period: looking at them twice a period is enough.
+        beats = now >= self._next_beat_check
+        if beats:
+            self._next_beat_check = now + MONITOR_TASK_PERIOD / 2
         for entry in list(self.managed.values()):
-            if entry.runner is None and entry.notified and entry.notified < limit:
-                self.actor_exited(entry.aid, None, "missed its notifies: presumed dead")
+            if entry.runner is None:
+                if entry.notified and entry.notified < limit:
+                    self.actor_exited(entry.aid, None, "missed its notifies: presumed dead")
+            elif beats and entry.timeout and entry.state == _S.RUN and not entry.reason:
+                silent = now - entry.notified
+                if silent > entry.timeout:
+                    entry.reason = (
+                        f"unresponsive: no sign of life for {silent:.1f}s "
+                        f"(its timeout is {entry.timeout:g}s)"
+                    )
+                    log.warning(
+                        "actor %s is %s; stopping it", entry.name or entry.aid, entry.reason
+                    )
+                    self.on_unresponsive(entry.aid)
 
     def notify(self, request: Notice) -> bool:
         """An actor reports its state and info; False when it is not known here."""
@@ -171,6 +201,8 @@ class Supervisor:
             self._settle(request.aid, False, remote_error(type_name, message, request.traceback))
         elif request.state == _S.RUN:
             self._settle(request.aid, True, entry.proxy)
+        elif request.state == _S.STOPPING and entry.runner is not None:
+            self.on_stopping(request.aid)
         elif request.state >= _S.CLOSE and entry.runner is None:
             self.actor_exited(request.aid, 0 if request.state == _S.CLOSE else None)
         return True
@@ -193,6 +225,8 @@ class Supervisor:
         entry.state = _S.CLOSE if clean else _S.TERMINATE
         if not how:
             how = "stopped" if clean else _describe_exit(exitcode)
+        if entry.reason:
+            how = f"{entry.reason}; {how}"
         error = entry.info.get("error") if isinstance(entry.info, dict) else None
         record: dict[str, Any] = {
             "aid": aid,

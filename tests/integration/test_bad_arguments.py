@@ -195,7 +195,7 @@ class NotAnActor:
         ({"actor_class": "Actor"}, TypeError, "actor_class"),
         ({"actor_class": NotAnActor}, TypeError, "actor_class"),
         ({"timeout": -1}, ValueError, "timeout"),
-        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": float("nan")}, ValueError, "timeout"),
         ({"timeout": True}, ValueError, "timeout"),
         ({"timeout": "5"}, ValueError, "timeout"),
         ({"timeout": math.nan}, ValueError, "timeout"),

@@ -295,7 +295,7 @@ def test_spawn_from_inside_an_actor(arb, parent_kind, kind):
         ({"periodic_task": []}, TypeError, "periodic_task"),
         ({"actor_class": dict}, TypeError, "actor_class"),
         ({"actor_class": "Actor"}, TypeError, "actor_class"),
-        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": float("nan")}, ValueError, "timeout"),
         ({"timeout": -1}, ValueError, "timeout"),
         ({"timeout": "5"}, ValueError, "timeout"),
         ({"timeout": True}, ValueError, "timeout"),
