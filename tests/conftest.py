@@ -18,15 +18,18 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2_grpc
 
 from actorgrpc import Arbiter, arbiter, get_actor
+from actorgrpc.core.interfaces import current_transport, set_current_transport
+from actorgrpc.core.settings import Settings
+from actorgrpc.remote.transport import Transport
 from actorgrpc.testing import actor_processes, authenticated_channel, running_arbiter, wait_for
 
 # Every arbiter of the run, and every tool a test starts (CLI, Node, grpcurl),
@@ -35,6 +38,7 @@ TEST_SECRET = os.environ.setdefault("ACTORGRPC_SECRET", "actorgrpc-test-secret-0
 
 #: Seconds to wait for a reply: generous, the machine is small and shared.
 T = 15
+_R = TypeVar("_R")
 #: Seconds to wait for a spawn.
 SPAWN_T = 30
 KINDS = ("process", "thread")
@@ -75,6 +79,36 @@ def loop_thread(
         thread.join(timeout)
         assert not thread.is_alive()
         loop.close()
+
+
+@contextmanager
+def served(settings: Settings | None = None, keep_current: bool = True) -> Iterator[Transport]:
+    """A started Transport with no arbiter (as a process actor's), on a loop of its own thread.
+
+    Closed after. With ``keep_current``, the transport that was this
+    process's current one (a running arbiter's) stays current: the new one is
+    only a peer.
+    """
+    previous = current_transport()
+    with loop_thread(asyncio.new_event_loop()) as loop:
+        transport = Transport(settings or Settings(secret=TEST_SECRET))
+        asyncio.run_coroutine_threadsafe(transport.start(), loop).result(T)
+        if keep_current and previous is not None:
+            set_current_transport(previous)
+        try:
+            yield transport
+        finally:
+            if not transport.closing.is_set():
+                asyncio.run_coroutine_threadsafe(transport.close(0.1), loop).result(T)
+
+
+def on_loop(transport: Transport, fn: Callable[[], _R]) -> _R:
+    """``fn()`` run on the transport's IO loop; its result (or its exception)."""
+
+    async def call() -> _R:
+        return fn()
+
+    return asyncio.run_coroutine_threadsafe(call(), transport.loop).result(T)
 
 
 # -- fixtures ------------------------------------------------------------------
