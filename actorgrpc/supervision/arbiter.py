@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -194,6 +195,7 @@ class ArbiterBase(Actor):
             supervisor=owner,
             settings=self._settings,
             command_modules=command_modules(),
+            environ=dict(os.environ) if kind == "process" else None,
         )
         runner: Runner
         if kind == "process":

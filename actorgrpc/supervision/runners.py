@@ -95,6 +95,9 @@ class ActorSpec:
     command_modules: list[str] = field(default_factory=list)
     #: Where the actor beats, shared with its supervisor (set by its runner).
     heartbeat: Any = None
+    #: The spawning process's environment at the spawn (a child process takes it:
+    #: the forkserver's own was frozen when it started).
+    environ: dict[str, str] | None = None
 
     def make_actor(self, transport: Transport, link: SupervisorLink) -> Actor:
         """Build the actor this spec describes, on ``transport``, linked to its supervisor."""

@@ -105,12 +105,20 @@ class Supervisor:
             )
 
     def handshake(self, request: Handshake) -> Welcome:
-        """A spawned actor announces its address."""
+        """An actor announces its address: once, a spawned one with its spawn's token.
+
+        A second handshake for a live aid is refused (PermissionDenied): it
+        would take over the actor's address, and with it its requests.
+        """
         entry = self.managed.get(request.aid)
         if entry is None and request.kind == "external":
             entry = self._add_external(request)
-        elif entry is None or self._tokens.get(request.aid) != request.spawn_token:
+        elif entry is None or not hmac.compare_digest(
+            self._tokens.get(request.aid, ""), request.spawn_token
+        ):
             raise ActorNotFound(f"no actor {short(request.aid)} was spawned here")
+        elif entry.state >= _S.STARTING:
+            raise PermissionDenied(f"actor {short(request.aid)} has announced itself already")
         try:
             entry.address = parse_address(request.address)
         except ValueError as exc:
@@ -136,6 +144,11 @@ class Supervisor:
         aid = request.aid
         if not aid or len(aid) > 128 or not aid.isprintable() or aid == self.arbiter.aid:
             raise BadRequest(f"bad aid for an external actor: {short(aid)}")
+        name = request.name
+        if name and (len(name) > 128 or not name.isprintable()):
+            raise BadRequest(
+                f"an external actor's name must be printable, at most 128 characters: {short(name)}"
+            )
         if aid in self.terminated:
             raise BadRequest(f"aid {aid!r} belonged to an actor that ended; choose a new one")
         try:

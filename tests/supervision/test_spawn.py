@@ -333,3 +333,18 @@ def test_aid_taken_is_refused(arb):
         spawn(concurrency="thread", aid="spw-same").result(SPAWN_T)
     assert "spw-same" in str(info.value)
     assert list(arb.managed_actors) == ["spw-same"]
+
+
+def env_probe(actor, name):
+    """What the actor's process sees of an environment variable."""
+    return os.environ.get(name)
+
+
+def test_a_process_actor_sees_the_environment_as_it_is_at_its_spawn(arb, monkeypatch):
+    first = spawn().result(SPAWN_T)  # the forkserver runs from here on
+    monkeypatch.setenv("ACTORGRPC_TEST_ENV_PROBE", "set after the first spawn")
+    later = spawn().result(SPAWN_T)
+    assert send(later, "run", env_probe, "ACTORGRPC_TEST_ENV_PROBE").result(T) == (
+        "set after the first spawn"
+    )
+    assert send(first, "run", env_probe, "ACTORGRPC_TEST_ENV_PROBE").result(T) is None
