@@ -56,6 +56,16 @@ def _targets(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> dict[s
     return out
 
 
+def _values(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Each measured figure's value (p50, or the value), by its key."""
+    out = {}
+    for key, record in results.items():
+        value = record.get("p50", record.get("value")) if isinstance(record, dict) else None
+        if isinstance(value, int | float):
+            out[key] = float(value)
+    return out
+
+
 def run_ab(
     rev: str,
     groups: list[str],
@@ -68,6 +78,7 @@ def run_ab(
     other = _worktree(rev, Path(tempfile.mkdtemp(prefix="actorgrpc-ab-")))
     sides = {"this": ROOT, rev: other}
     per_round: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    values: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     errors: list[str] = []
     try:
         for n in range(rounds):
@@ -83,6 +94,7 @@ def run_ab(
                     errors.extend(f"{side}: {e}" for e in run.errors)
             for side in sides:
                 per_round[side].append(_targets(merged[side], {"groups": groups}))
+                values[side].append(_values(merged[side]))
     finally:
         _remove_worktree(other)
     rows = []
@@ -93,7 +105,20 @@ def run_ab(
             continue
         a, b = statistics.median(old), statistics.median(new)
         rows.append({"target": key, rev: a, "this": b, "change": (b - a) / a if a else None})
-    return {"against": rev, "rounds": rounds, "groups": groups, "rows": rows, "errors": errors}
+    figures = []
+    for key in sorted(values["this"][0]) if values["this"] else []:
+        old = [r[key] for r in values[rev] if key in r]
+        new = [r[key] for r in values["this"] if key in r]
+        if old and new:
+            figures.append({"figure": key, rev: old, "this": new})
+    return {
+        "against": rev,
+        "rounds": rounds,
+        "groups": groups,
+        "rows": rows,
+        "figures": figures,
+        "errors": errors,
+    }
 
 
 def table(doc: dict[str, Any]) -> str:
