@@ -113,7 +113,7 @@ class Supervisor:
         entry = self.managed.get(request.aid)
         if entry is None and request.kind == "external":
             entry = self._add_external(request)
-        elif entry is None or not hmac.compare_digest(
+        elif entry is None or not _same_token(
             self._tokens.get(request.aid, ""), request.spawn_token
         ):
             raise ActorNotFound(f"no actor {short(request.aid)} was spawned here")
@@ -200,7 +200,7 @@ class Supervisor:
         if entry is None:
             return False
         expected = self._sessions.get(request.aid)
-        if expected is None or not hmac.compare_digest(expected, request.session_token):
+        if expected is None or not _same_token(expected, request.session_token):
             raise PermissionDenied(f"notify for {request.aid!r} without its session token")
         entry.notified = time.time()
         # States only move forward; notifies may arrive out of order (concurrent RPCs).
@@ -327,6 +327,11 @@ class Supervisor:
                 }
             )
         return out
+
+
+def _same_token(expected: str, given: str) -> bool:
+    """Constant-time comparison of tokens, whatever characters a peer sent."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 def _describe_exit(exitcode: int | None) -> str:

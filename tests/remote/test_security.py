@@ -25,6 +25,7 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.core.settings import Settings
 from actorgrpc.testing import auth_metadata, running_arbiter, wait_for
 
 SECRET = "s3cret-" + "x" * 20
@@ -376,7 +377,11 @@ def test_handshakes_per_connection_are_limited(secured):
 
 
 def test_an_external_actor_cannot_be_taken_over(secured):
-    with served() as home, served() as impostor, channel(secured.address) as ch:
+    with (
+        served(Settings(secret=SECRET)) as home,
+        served(Settings(secret=SECRET)) as impostor,
+        channel(secured.address) as ch,
+    ):
         sup = supervisor_pb2_grpc.SupervisorStub(ch)
 
         def handshake(address: str, name: str = "ext-victim") -> Any:
