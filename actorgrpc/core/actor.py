@@ -10,13 +10,14 @@ import os
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from actorgrpc.core.commands import find_command, get_command
 from actorgrpc.core.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.core.errors import ActorNotAvailable, BadRequest
+from actorgrpc.core.errors import ActorNotAvailable, BadRequest, CommandError
 from actorgrpc.core.flow import Gate
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.handoff import poster_for
@@ -49,7 +50,8 @@ _current = threading.local()
 IDLE_NOTIFY_PERIODS = 10
 #: The hooks an actor may be given.
 HOOKS = ("start", "stopping", "periodic_task")
-#: Seconds spawn waits for a new actor to run, unless ``timeout`` says otherwise.
+#: An actor's default ``timeout`` (pulsar's): seconds it may go without a sign
+#: of life before its supervisor stops it; spawn also waits that long for it.
 SPAWN_TIMEOUT = 30.0
 _KINDS = ("process", "thread")
 
@@ -209,6 +211,8 @@ class Actor:
         #: the caller of this actor's requests.
         self.proxy = ActorProxy(aid, name, transport.address)
         self._link: SupervisorLink | None = None
+        self._heartbeat: Any = None
+        self._beat_handle: asyncio.TimerHandle | None = None
         self._spawn_token = ""
         self._session = ""
         self._notified_at = 0.0
@@ -394,11 +398,11 @@ class Actor:
             sent_by = env if caller is None else None
             request = Request(self, caller, env.action, args, kwargs, sent_by, self._read_caller)
             result = cmd.fn(request, *args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: only stop ends an actor
             reply(self._codec.error_reply(env.id, exc))
             return
         if type(result) not in _PLAIN and inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
+            task = asyncio.ensure_future(_contained(result))
             self._tasks.add(task)
             self._update_gate()
             task.add_done_callback(lambda t: self._finish(t, env.id, reply))
@@ -494,10 +498,16 @@ class Actor:
 
     # -- life ---------------------------------------------------------------
 
-    def attach(self, link: SupervisorLink, spawn_token: str = "") -> None:
-        """Give the actor its line to its supervisor, and its spawn's token (runners do)."""
+    def attach(self, link: SupervisorLink, spawn_token: str = "", heartbeat: Any = None) -> None:
+        """Give the actor its line to its supervisor, and its spawn's token (runners do).
+
+        ``heartbeat`` (anything with a float ``value``, shared with the
+        supervisor) gets the time every MONITOR_TASK_PERIOD while the actor's
+        loop runs: a sign of life that costs no message.
+        """
         self._link = link
         self._spawn_token = spawn_token
+        self._heartbeat = heartbeat
 
     def stop(self, exc: BaseException | None = None, exit_code: int | None = None) -> None:
         """Gracefully stop the actor (from any thread)."""
@@ -547,11 +557,18 @@ class Actor:
             self.state = ACTOR_STATES.RUN
             await self._notify()
             self._schedule_periodic()
+            if self._heartbeat is not None:
+                self._beat()
             await self._stop_requested.wait()
             self.state = ACTOR_STATES.STOPPING
+            # Told before the stopping hook runs: if it never returns, the
+            # supervisor still knows, and ends the actor in time.
+            await self._notify()
             await transport.actor_stopping(self)
             if self.next_periodic_task is not None:
                 self.next_periodic_task.cancel()
+            if self._beat_handle is not None:
+                self._beat_handle.cancel()
             await self._shutdown()
         finally:
             transport.registry.unregister(self)
@@ -588,6 +605,12 @@ class Actor:
         self._sleeping = not self._ticks() and self._fingerprint() == self._notified_print
         delay = MONITOR_TASK_PERIOD * (IDLE_NOTIFY_PERIODS if self._sleeping else 1)
         self.next_periodic_task = self._loop.call_later(delay, self._periodic)
+
+    def _beat(self) -> None:
+        """Tell the supervisor the loop runs (a store to shared memory), every period."""
+        self._heartbeat.value = time.time()
+        if not self.after_run() and self._loop is not None:
+            self._beat_handle = self._loop.call_later(MONITOR_TASK_PERIOD, self._beat)
 
     def _ticks(self) -> bool:
         """Whether this actor needs its periodic task every period."""
@@ -655,8 +678,6 @@ class Actor:
             log.warning("actor %s: info not sent: %s", self.aid, exc)
         failure = tb = ""
         if error is not None:
-            import traceback
-
             failure = f"{type(error).__name__}: {error}"
             tb = "".join(traceback.format_exception(error))
         notice = Notice(self.aid, self.state, self._session, info, failure, tb)
@@ -682,12 +703,25 @@ class Actor:
         """Spawn an actor from this actor's loop (the ``spawn`` command); the arbiter's."""
         raise NotImplementedError("only the arbiter spawns; send 'spawn' to 'arbiter'")
 
-    async def kill_actor(self, aid: str) -> bool:
+    async def kill_actor(self, aid: str) -> str | None:
         """Stop the actor ``aid`` (the ``kill_actor`` command); the arbiter's."""
         raise NotImplementedError("only the arbiter kills actors; send 'kill_actor' to 'arbiter'")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name or self.aid} {self.info_state}>"
+
+
+async def _contained(awaitable: Any) -> Any:
+    """Await a command; SystemExit and KeyboardInterrupt become its error, not the loop's.
+
+    asyncio lets those two out of a task and stop the loop: here they end the
+    command only, as any other exception does.
+    """
+    try:
+        return await awaitable
+    except (SystemExit, KeyboardInterrupt) as exc:
+        tb = "".join(traceback.format_exception(exc))
+        raise CommandError(type(exc).__name__, str(exc), tb) from None
 
 
 def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -720,8 +754,10 @@ def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
     if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
         raise TypeError(f"spawn: actor_class must be a subclass of Actor, not {actor_class!r}")
     timeout = out.get("timeout", SPAWN_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"spawn: timeout must be a positive number of seconds, not {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise ValueError(
+            f"spawn: timeout must be a number of seconds >= 0 (0: none), not {timeout!r}"
+        )
     return out
 
 

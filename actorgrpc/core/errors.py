@@ -173,21 +173,40 @@ def describe(exc: BaseException) -> tuple[int, str, str, str]:
 
     Cut to what gRPC status details and trailers carry; the remote traceback of
     a CommandError travels on, so that a forwarded error keeps its origin.
+    It never fails: text UTF-8 cannot carry (a lone surrogate, as
+    ``os.fsdecode`` makes of a non-UTF-8 file name) is escaped, and an
+    exception whose ``__str__`` raises is described by its type.
     """
     if isinstance(exc, CommandError):
         type_name, message, tb = exc.remote_type, exc.remote_message, exc.remote_traceback
         code = exc.code
     else:
         code = exc.code if isinstance(exc, ActorError) else _Code.ERROR_CODE_COMMAND_FAILED
-        type_name, message, tb = _type_name(exc), str(exc), ""
+        type_name, message, tb = _type_name(exc), _text_of(exc), ""
         if code == _Code.ERROR_CODE_COMMAND_FAILED and exc.__traceback__ is not None:
             tb = "".join(traceback.format_exception(exc))
     return (
         code,
-        _cut(type_name, 200),
-        _cut(message, _MAX_MESSAGE),
-        _cut(tb, _MAX_TRACEBACK, keep_end=True),
+        _cut(_utf8(type_name), 200),
+        _cut(_utf8(message), _MAX_MESSAGE),
+        _cut(_utf8(tb), _MAX_TRACEBACK, keep_end=True),
     )
+
+
+def _text_of(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception as inner:
+        return f"<unprintable {type(exc).__name__}: its __str__ raised {type(inner).__name__}>"
+
+
+def _utf8(text: str) -> str:
+    """``text``, with what UTF-8 cannot carry (lone surrogates) escaped as ``\\udcxx``."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def rebuild(code: int, type_name: str, message: str, tb: str) -> ActorError:

@@ -38,10 +38,9 @@ def info(request: Request) -> dict[str, Any]:
 
 
 @command()
-def stop(request: Request) -> bool:
-    """Stop the actor gracefully, after this reply has left."""
+def stop(request: Request) -> None:
+    """Stop the actor gracefully, after this (empty) reply has left."""
     request.actor.stop()
-    return True
 
 
 @command()
@@ -70,6 +69,9 @@ async def spawn(request: Request, **kwargs: Any) -> ActorProxy:
 
 
 @command()
-async def kill_actor(request: Request, aid: str) -> bool:
-    """Stop the actor ``aid`` (terminate it after ACTOR_ACTION_TIMEOUT)."""
+async def kill_actor(request: Request, aid: str) -> str | None:
+    """Stop the actor ``aid``, terminating it after ACTOR_ACTION_TIMEOUT: ``'killed <aid>'``.
+
+    None if it would not die; ActorNotFound when there is no such actor.
+    """
     return await request.actor.kill_actor(aid)

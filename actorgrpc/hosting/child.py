@@ -46,6 +46,9 @@ def process_main(spec: ActorSpec) -> None:
     """Entry point of a process actor (runs in the child)."""
     global _in_actor_process
     _in_actor_process = True
+    if spec.environ is not None:  # the arbiter's, as it was at the spawn
+        os.environ.clear()
+        os.environ.update(spec.environ)
     # Ctrl-C reaches the whole process group: the arbiter decides, not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(

@@ -107,6 +107,7 @@ class Connection:
     async def _read_all(self) -> None:
         reason = "it closed the stream"
         read, eof = self._call.read, grpc.aio.EOF
+        peer = self.address
         pending = self._pending
         try:
             # read() rather than `async for`: no async generator per message.
@@ -114,7 +115,10 @@ class Connection:
                 for env in expand(message):
                     callback = pending.pop(env.id, None)
                     if callback is not None:
-                        callback(env)
+                        try:
+                            callback(env)
+                        except Exception:  # one reply's, not the stream's
+                            log.exception("reply %d from %s: its callback failed", env.id, peer)
                 if not pending:
                     # No other reply is due: let the senders just woken run
                     # (and write) before the next read is set up, which

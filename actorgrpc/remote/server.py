@@ -129,11 +129,17 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                 outbox.hold()
                 try:
                     for env in expand(message):
-                        if env.no_reply:
-                            gate = transport.dispatch(env, drop_reply, sized=sized)
-                        else:
-                            unanswered.add()
-                            gate = transport.dispatch(env, reply, sized=sized)
+                        try:
+                            if env.no_reply:
+                                gate = transport.dispatch(env, drop_reply, sized=sized)
+                            else:
+                                unanswered.add()
+                                gate = transport.dispatch(env, reply, sized=sized)
+                        except Exception as exc:  # one envelope's, not the stream's
+                            log.exception("request %d of a stream failed", env.id)
+                            if not env.no_reply:
+                                reply(make_error_reply(env.id, exc))
+                            continue
                         if gate is not None and not gate.is_open():
                             # Stop reading: gRPC flow control then slows the sender.
                             outbox.release()

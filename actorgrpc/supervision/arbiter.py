@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from actorgrpc.core.actor import SPAWN_TIMEOUT, Actor, check_spawn_params, new_aid
 from actorgrpc.core.commands import command_modules
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.core.errors import ActorError, ActorTimeout, BadRequest
+from actorgrpc.core.errors import ActorError, ActorNotFound, ActorTimeout, BadRequest, short
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.proxy import ActorProxy, format_address
 from actorgrpc.supervision.managed import ActorProxyMonitor
@@ -82,6 +83,10 @@ class ArbiterBase(Actor):
         self._finished = threading.Event()
         self._error: BaseException | None = None
         self._watch: asyncio.TimerHandle | None = None
+        # Actors whose stop is being watched, so that one that does not end is ended.
+        self._escalating: set[str] = set()
+        self.supervisor.on_stopping = self._stopping
+        self.supervisor.on_unresponsive = self._unresponsive
 
     def is_arbiter(self) -> bool:
         """True."""
@@ -170,7 +175,9 @@ class ArbiterBase(Actor):
         name = params.pop("name", None)
         kind = params.pop("concurrency")
         actor_class = params.pop("actor_class", Actor)
-        timeout = float(params.pop("timeout", SPAWN_TIMEOUT))
+        # The actor's liveness timeout (0: none), and how long its spawn may take.
+        liveness = float(params.pop("timeout", SPAWN_TIMEOUT))
+        timeout = liveness or SPAWN_TIMEOUT
         owner = params.pop("_supervisor", self.aid)
         hooks = {h: params.pop(h) for h in ("start", "stopping", "periodic_task") if params.get(h)}
         for h in ("start", "stopping", "periodic_task"):
@@ -188,6 +195,7 @@ class ArbiterBase(Actor):
             supervisor=owner,
             settings=self._settings,
             command_modules=command_modules(),
+            environ=dict(os.environ) if kind == "process" else None,
         )
         runner: Runner
         if kind == "process":
@@ -196,6 +204,7 @@ class ArbiterBase(Actor):
             link = LocalSupervisorClient(transport, self.supervisor)
             runner = ThreadRunner(spec, transport, link)
         entry = ActorProxyMonitor(aid, name, transport.address, runner, kind, supervisor=owner)
+        entry.timeout = liveness
         loop = asyncio.get_running_loop()
         started: asyncio.Future[ActorProxy] = loop.create_future()
 
@@ -272,15 +281,18 @@ class ArbiterBase(Actor):
 
     # -- stopping ---------------------------------------------------------------
 
-    async def kill_actor(self, aid: str) -> bool:
-        """Stop the actor ``aid`` (or name); terminate it after ACTOR_ACTION_TIMEOUT."""
-        entry = self.supervisor.managed.get(aid) or self.supervisor.managed.get(
-            self.supervisor.names.get(aid, "")
-        )
+    async def kill_actor(self, aid: str) -> str | None:
+        """Stop the actor ``aid`` (or name), terminating it after ACTOR_ACTION_TIMEOUT.
+
+        ``'killed <aid>'`` once it has ended (pulsar's answer), None if it would
+        not die; ActorNotFound when the tree has no such actor.
+        """
+        managed = self.supervisor.managed
+        entry = managed.get(aid) or managed.get(self.supervisor.names.get(aid, ""))
         if entry is None:
-            return False
+            raise ActorNotFound(f"no actor {short(aid)} in this tree to kill")
         await self._stop_actors([entry.aid])
-        return True
+        return None if entry.aid in managed else f"killed {entry.aid}"
 
     async def _stop_actors(self, aids: list[str]) -> None:
         """Stop actors gracefully; terminate those that do not stop in time."""
@@ -294,6 +306,27 @@ class ArbiterBase(Actor):
                 continue
             reply = self.send(entry.proxy, "stop")
             reply.add_done_callback(lambda f: f.exception())
+        await self._end_if_stubborn(aids)
+
+    def _unresponsive(self, aid: str) -> None:
+        """Stop an actor that went silent; it is terminated if it does not stop in time."""
+        self._start_task(self._stop_actors([aid]))
+
+    def _stopping(self, aid: str) -> None:
+        """An actor reported STOPPING (whoever asked it to): it must end in time."""
+        if aid not in self._escalating:
+            self._start_task(self._end_if_stubborn([aid]))
+
+    async def _end_if_stubborn(self, aids: list[str]) -> None:
+        """Terminate those of ``aids`` still alive after ACTOR_ACTION_TIMEOUT, then kill them."""
+        self._escalating.update(aids)
+        try:
+            await self._escalate(aids)
+        finally:
+            self._escalating.difference_update(aids)
+
+    async def _escalate(self, aids: list[str]) -> None:
+        managed = self.supervisor.managed
         alive = await self.supervisor.wait_ended(aids, ACTOR_ACTION_TIMEOUT)
         if alive:
             log.warning("terminating actors that did not stop in time: %s", alive)

@@ -29,17 +29,19 @@ class ActorProxyMonitor(ActorProxy):
     __slots__ = (
         "_ended",
         "_info",
+        "_notified",
         "_packed_info",
         "death",
         "kind",
         "language",
         "mailbox",
-        "notified",
         "pid",
+        "reason",
         "runner",
         "started",
         "state",
         "supervisor",
+        "timeout",
     )
 
     def __init__(
@@ -59,7 +61,11 @@ class ActorProxyMonitor(ActorProxy):
         self.language = "python"
         self._info: dict[str, Any] | None = {}
         self._packed_info: Mapping[str, Any] | None = None
-        self.notified: float = 0.0
+        self._notified = 0.0
+        #: Seconds the actor may go without a sign of life before it is stopped (0: no limit).
+        self.timeout: float = 0.0
+        #: Why the supervisor ended it, when it did (kept in the death record).
+        self.reason = ""
         #: When the actor registered (its handshake), as time.time().
         self.started: float = 0.0
         self.state: int = ACTOR_STATES.INITIAL
@@ -70,6 +76,18 @@ class ActorProxyMonitor(ActorProxy):
         #: How the actor ended (None while it lives).
         self.death: dict[str, Any] | None = None
         self._ended = threading.Event()
+
+    @property
+    def notified(self) -> float:
+        """When the actor last showed it lives (a notify, or its heartbeat), as time.time()."""
+        heartbeat = self.runner.heartbeat if self.runner is not None else None
+        if heartbeat is None:
+            return self._notified
+        return max(self._notified, heartbeat.value)
+
+    @notified.setter
+    def notified(self, when: float) -> None:
+        self._notified = when
 
     @property
     def impl(self) -> Runner | None:

@@ -193,6 +193,8 @@ class MonitorRunner:
     def __init__(self, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> None:
         self.monitor = monitor
         self.pid = 0
+        #: None: a monitor lives on the IO loop, whose life is the arbiter's.
+        self.heartbeat = None
         self._loop = loop
         self._task: asyncio.Task[None] | None = None
         self._done = threading.Event()

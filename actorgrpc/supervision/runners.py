@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "START_METHODS",
     "ActorSpec",
+    "Heartbeat",
     "OnExit",
     "ProcessRunner",
     "Runner",
@@ -48,11 +49,24 @@ TERMINATED_EXIT_CODE = 128 + 15
 OnExit = Callable[[int | None, str], None]
 
 
+class Heartbeat:
+    """A thread actor's sign of life: the time its loop last ran its heartbeat."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+
 class Runner(Protocol):
     """What the supervisor needs of the thing that runs an actor."""
 
     @property
     def pid(self) -> int: ...
+    @property
+    def heartbeat(self) -> Any:
+        """The actor's heartbeat (a float ``value``: time.time() of its last beat), or None."""
+        ...
 
     def start(self) -> None: ...
     def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None: ...
@@ -79,6 +93,11 @@ class ActorSpec:
     settings: Settings = field(default_factory=Settings)
     #: Modules that define commands, for the child to import.
     command_modules: list[str] = field(default_factory=list)
+    #: Where the actor beats, shared with its supervisor (set by its runner).
+    heartbeat: Any = None
+    #: The spawning process's environment at the spawn (a child process takes it:
+    #: the forkserver's own was frozen when it started).
+    environ: dict[str, str] | None = None
 
     def make_actor(self, transport: Transport, link: SupervisorLink) -> Actor:
         """Build the actor this spec describes, on ``transport``, linked to its supervisor."""
@@ -91,7 +110,7 @@ class ActorSpec:
             params=self.params,
             supervisor=self.supervisor,
         )
-        actor.attach(link, self.spawn_token)
+        actor.attach(link, self.spawn_token, self.heartbeat)
         return actor
 
 
@@ -111,6 +130,8 @@ class ProcessRunner:
         if start_method == "forkserver" and preload:
             self._ctx.set_forkserver_preload(list(preload))
         self.process: Any = None
+        #: Shared memory the child's loop writes the time to, every period.
+        self.heartbeat = spec.heartbeat = self._ctx.RawValue("d", 0.0)
 
     @property
     def pid(self) -> int:
@@ -180,6 +201,7 @@ class ThreadRunner:
         self.pid = os.getpid()
         self._transport = transport
         self._link = link
+        self.heartbeat = spec.heartbeat = Heartbeat()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_exit: OnExit | None = None

@@ -18,6 +18,7 @@ import logging
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc.core.actor import Actor
@@ -55,11 +56,20 @@ class Supervisor:
         self.arbiter = arbiter
         self.managed: dict[str, ActorProxyMonitor] = {}
         self.terminated: dict[str, dict[str, Any]] = {}
-        self.names: dict[str, str] = {}
+        #: Names of the tree's actors, mapped to their aids: the arbiter's own
+        #: (pulsar registers it), monitors' and those given at spawn.
+        self.names: dict[str, str] = {
+            name: arbiter.aid for name in {"arbiter", arbiter.name or ""} if name
+        }
         self._tokens: dict[str, str] = {}
         self._sessions: dict[str, str] = {}
         self._waiters: dict[str, Settle] = {}
         self._ended: dict[str, asyncio.Event] = {}
+        #: Told the aid of each actor that reports STOPPING and has a runner to end it.
+        self.on_stopping: Callable[[str], None] = lambda aid: None
+        #: Told the aid of each actor found unresponsive (see check_liveness).
+        self.on_unresponsive: Callable[[str], None] = lambda aid: None
+        self._next_beat_check = 0.0
         #: Actor actors (the arbiter, monitors) by aid: each keeps its
         #: own ``managed_actors`` and ``terminated_actors``.
         self.owners: dict[str, Actor] = {arbiter.aid: arbiter}
@@ -95,12 +105,20 @@ class Supervisor:
             )
 
     def handshake(self, request: Handshake) -> Welcome:
-        """A spawned actor announces its address."""
+        """An actor announces its address: once, a spawned one with its spawn's token.
+
+        A second handshake for a live aid is refused (PermissionDenied): it
+        would take over the actor's address, and with it its requests.
+        """
         entry = self.managed.get(request.aid)
         if entry is None and request.kind == "external":
             entry = self._add_external(request)
-        elif entry is None or self._tokens.get(request.aid) != request.spawn_token:
+        elif entry is None or not _same_token(
+            self._tokens.get(request.aid, ""), request.spawn_token
+        ):
             raise ActorNotFound(f"no actor {short(request.aid)} was spawned here")
+        elif entry.state >= _S.STARTING:
+            raise PermissionDenied(f"actor {short(request.aid)} has announced itself already")
         try:
             entry.address = parse_address(request.address)
         except ValueError as exc:
@@ -126,6 +144,11 @@ class Supervisor:
         aid = request.aid
         if not aid or len(aid) > 128 or not aid.isprintable() or aid == self.arbiter.aid:
             raise BadRequest(f"bad aid for an external actor: {short(aid)}")
+        name = request.name
+        if name and (len(name) > 128 or not name.isprintable()):
+            raise BadRequest(
+                f"an external actor's name must be printable, at most 128 characters: {short(name)}"
+            )
         if aid in self.terminated:
             raise BadRequest(f"aid {aid!r} belonged to an actor that ended; choose a new one")
         try:
@@ -141,11 +164,35 @@ class Supervisor:
         return entry
 
     def check_liveness(self) -> None:
-        """End actors no process or thread watches once they miss two notifies."""
-        limit = time.time() - 1.75 * MONITOR_TASK_PERIOD
+        """End actors that stopped showing they live.
+
+        One that no process or thread watches (an external actor) ends once it
+        misses two notifies. One whose loop has gone silent (no notify, no
+        heartbeat) for longer than its ``timeout`` is unresponsive: it is
+        stopped, terminated after ACTOR_ACTION_TIMEOUT, and its death record
+        says so (``on_unresponsive``).
+        """
+        now = time.time()
+        limit = now - 1.75 * MONITOR_TASK_PERIOD
+        # Heartbeats come once a period: looking at them twice a period is enough.
+        beats = now >= self._next_beat_check
+        if beats:
+            self._next_beat_check = now + MONITOR_TASK_PERIOD / 2
         for entry in list(self.managed.values()):
-            if entry.runner is None and entry.notified and entry.notified < limit:
-                self.actor_exited(entry.aid, None, "missed its notifies: presumed dead")
+            if entry.runner is None:
+                if entry.notified and entry.notified < limit:
+                    self.actor_exited(entry.aid, None, "missed its notifies: presumed dead")
+            elif beats and entry.timeout and entry.state == _S.RUN and not entry.reason:
+                silent = now - entry.notified
+                if silent > entry.timeout:
+                    entry.reason = (
+                        f"unresponsive: no sign of life for {silent:.1f}s "
+                        f"(its timeout is {entry.timeout:g}s)"
+                    )
+                    log.warning(
+                        "actor %s is %s; stopping it", entry.name or entry.aid, entry.reason
+                    )
+                    self.on_unresponsive(entry.aid)
 
     def notify(self, request: Notice) -> bool:
         """An actor reports its state and info; False when it is not known here."""
@@ -153,7 +200,7 @@ class Supervisor:
         if entry is None:
             return False
         expected = self._sessions.get(request.aid)
-        if expected is None or not hmac.compare_digest(expected, request.session_token):
+        if expected is None or not _same_token(expected, request.session_token):
             raise PermissionDenied(f"notify for {request.aid!r} without its session token")
         entry.notified = time.time()
         # States only move forward; notifies may arrive out of order (concurrent RPCs).
@@ -167,6 +214,8 @@ class Supervisor:
             self._settle(request.aid, False, remote_error(type_name, message, request.traceback))
         elif request.state == _S.RUN:
             self._settle(request.aid, True, entry.proxy)
+        elif request.state == _S.STOPPING and entry.runner is not None:
+            self.on_stopping(request.aid)
         elif request.state >= _S.CLOSE and entry.runner is None:
             self.actor_exited(request.aid, 0 if request.state == _S.CLOSE else None)
         return True
@@ -189,6 +238,8 @@ class Supervisor:
         entry.state = _S.CLOSE if clean else _S.TERMINATE
         if not how:
             how = "stopped" if clean else _describe_exit(exitcode)
+        if entry.reason:
+            how = f"{entry.reason}; {how}"
         error = entry.info.get("error") if isinstance(entry.info, dict) else None
         record: dict[str, Any] = {
             "aid": aid,
@@ -276,6 +327,11 @@ class Supervisor:
                 }
             )
         return out
+
+
+def _same_token(expected: str, given: str) -> bool:
+    """Constant-time comparison of tokens, whatever characters a peer sent."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 def _describe_exit(exitcode: int | None) -> str:

@@ -246,7 +246,7 @@ def test_errors(arb: Arbiter) -> None:
     assert "NOT_FOUND" in fails("info", addr, "cli-ghost", code=1)
     # An actor that ended: UNAVAILABLE, with how it ended (not "cannot reach").
     dead = spawn(name="cli-dead", concurrency="thread").result(10)
-    assert send(dead, "stop").result(10) is True
+    assert send(dead, "stop").result(10) is None
     wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     line = fails("send", addr, "cli-dead", "ping", code=1)
     assert "UNAVAILABLE" in line and "cli-dead ended" in line, line

@@ -8,6 +8,7 @@ import pytest
 from conftest import KINDS, SPAWN_T, T, get_extra
 
 from actorgrpc import (
+    ActorNotFound,
     ActorProxy,
     CommandError,
     CommandNotFound,
@@ -221,7 +222,7 @@ def test_run_is_refused_with_pickle_off(nopickle_arb):
 
 def test_stop_command_stops_the_actor(arb):
     p = spawn().result(SPAWN_T)
-    assert send(p, "stop").result(T) is True
+    assert send(p, "stop").result(T) is None
     wait_for(lambda: p.aid not in arb.managed_actors, what="actor to go")
 
 
@@ -244,7 +245,8 @@ def test_spawn_command_on_another_actor_is_refused(arb):
 @pytest.mark.parametrize("kind", KINDS)
 def test_kill_actor_command(arb, kind):
     p = spawn(concurrency=kind, name=f"victim-{kind}").result(SPAWN_T)
-    assert send("arbiter", "kill_actor", p.aid).result(T) is True
+    assert send("arbiter", "kill_actor", p.aid).result(T) == f"killed {p.aid}"
     assert p.aid not in arb.managed_actors
     assert p.aid in arb.terminated_actors
-    assert send("arbiter", "kill_actor", "no-such-aid").result(T) is False
+    with pytest.raises(ActorNotFound, match="no-such-aid"):
+        send("arbiter", "kill_actor", "no-such-aid").result(T)

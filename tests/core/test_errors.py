@@ -194,7 +194,7 @@ async def ask_nobody(actor):
 @pytest.mark.parametrize("kind", KINDS)
 def test_proxy_of_a_stopped_actor_is_not_available(arb, kind):
     p = spawn(concurrency=kind).result(SPAWN_T)
-    assert send("arbiter", "kill_actor", p.aid).result(T) is True
+    assert send("arbiter", "kill_actor", p.aid).result(T) == f"killed {p.aid}"
     with pytest.raises((ActorNotAvailable, ActorNotFound)):
         send(p, "ping").result(T)
     # By aid, once it is gone: not found, or known to have ended.
@@ -272,3 +272,75 @@ def test_send_without_an_arbiter_is_a_clear_error():
         send("arbiter", "ping")
     with pytest.raises(RuntimeError, match="arbiter"):
         spawn()
+
+
+# -- exceptions a command raises, however odd: always an error reply, the actor lives on
+
+
+class ErrUnprintable(Exception):
+    """An exception whose text cannot be made."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@command()
+def err_raise_surrogate(request):
+    """Raise an error whose text UTF-8 cannot carry (a lone surrogate, as os.fsdecode makes)."""
+    raise ValueError("bad file name: " + b"caf\xe9".decode("utf-8", "surrogateescape"))
+
+
+@command()
+def err_raise_unprintable(request):
+    """Raise an error whose __str__ raises."""
+    raise ErrUnprintable()
+
+
+@command()
+def err_raise_base(request, which):
+    """Raise SystemExit or KeyboardInterrupt, as sync code might."""
+    raise SystemExit(3) if which == "exit" else KeyboardInterrupt()
+
+
+@command()
+async def err_raise_base_async(request, which):
+    """Raise SystemExit or KeyboardInterrupt from an async command."""
+    await asyncio.sleep(0)
+    raise SystemExit(3) if which == "exit" else KeyboardInterrupt()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_error_whose_text_utf8_cannot_carry_still_reaches_the_sender(arb, kind):
+    p = spawn(concurrency=kind).result(SPAWN_T)
+    with pytest.raises(ValueError, match=r"bad file name: caf\\udce9") as info:
+        send(p, "err_raise_surrogate").result(T)
+    assert isinstance(info.value, CommandError)
+    # And again: the actor (and, for a process, its stream) survived it.
+    with pytest.raises(ValueError):
+        send(p, "err_raise_surrogate").result(T)
+    assert send(p, "ping").result(T) == "pong"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_error_whose_str_raises_still_reaches_the_sender(arb, kind):
+    p = spawn(concurrency=kind).result(SPAWN_T)
+    with pytest.raises(CommandError, match="ErrUnprintable") as info:
+        send(p, "err_raise_unprintable").result(T)
+    assert "unprintable" in info.value.remote_message
+    assert send(p, "ping").result(T) == "pong"
+
+
+@pytest.mark.parametrize("which", ["exit", "interrupt"])
+@pytest.mark.parametrize("command_name", ["err_raise_base", "err_raise_base_async"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_system_exit_and_keyboard_interrupt_in_a_command_are_error_replies(
+    arb, kind, command_name, which
+):
+    p = spawn(concurrency=kind).result(SPAWN_T)
+    expected = "SystemExit" if which == "exit" else "KeyboardInterrupt"
+    with pytest.raises(CommandError, match=expected) as info:
+        send(p, command_name, which).result(T)
+    assert info.value.remote_type == expected
+    # Only stop ends an actor.
+    assert send(p, "ping").result(T) == "pong"
+    assert arb.managed_actors[p.aid].is_alive()

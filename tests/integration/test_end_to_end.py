@@ -76,7 +76,7 @@ def test_a_tree_at_work():
         assert all(a.state == ACTOR_STATES.RUN for a in tree.actors)
 
         # One worker stops; the others carry on.
-        assert send(workers[0], "stop").result(T) is True
+        assert send(workers[0], "stop").result(T) is None
         wait_for(lambda: workers[0].aid in arb.terminated_actors, what="worker 1 to end")
         assert arb.terminated_actors[workers[0].aid]["state"] == ACTOR_STATES.CLOSE
         before = reports()["e2e-worker-2"]

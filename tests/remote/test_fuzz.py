@@ -519,7 +519,7 @@ def check_unchanged(t: Tree) -> list[str]:
         monitor = arb.managed_actors.get(aid)
         if monitor is not None and monitor.state != ACTOR_STATES.RUN:
             problems.append(f"{aid} is in state {monitor.state}")
-    if dict(arb.registered) != {PROC_NAME: PROC_AID, THREAD_NAME: THREAD_AID}:
+    if dict(arb.registered) != {"arbiter": arb.aid, PROC_NAME: PROC_AID, THREAD_NAME: THREAD_AID}:
         problems.append(f"registered names are now {dict(arb.registered)}")
     if arb.terminated_actors:
         problems.append(f"death records appeared: {list(arb.terminated_actors)}")

@@ -157,7 +157,7 @@ def test_health_says_not_serving_while_an_actor_stops(arb: Arbiter) -> None:
         return json.loads(done.stdout)["status"] if done.returncode == 0 else done.stderr
 
     assert status() == "SERVING"
-    assert send(proxy, "stop").result(30) is True
+    assert send(proxy, "stop").result(30) is None
     wait_for(lambda: status() == "NOT_SERVING", timeout=20, what="NOT_SERVING while stopping")
 
 
@@ -208,7 +208,7 @@ def test_errors(arb: Arbiter) -> None:
     # An actor that ended: UNAVAILABLE (the proto's ACTOR_NOT_AVAILABLE), saying how it ended.
     dead = spawn(name="gc-dead", concurrency="thread").result(10)
     assert result(arb, "gc-dead", "ping") == {"string_value": "pong"}
-    assert send(dead, "stop").result(10) is True
+    assert send(dead, "stop").result(10) is None
     wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     for target in (dead.aid, "gc-dead"):
         err = send_fails(arb, {"target": target, "action": "ping"})

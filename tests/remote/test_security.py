@@ -6,12 +6,14 @@ import dataclasses
 import os
 import sys
 import time
+from typing import Any
 
 import grpc
 import psutil
 import pytest
 import trustme
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, supervisor_pb2_grpc
+from conftest import served
 
 from actorgrpc import (
     ActorError,
@@ -23,6 +25,7 @@ from actorgrpc import (
     send,
     spawn,
 )
+from actorgrpc.core.settings import Settings
 from actorgrpc.testing import auth_metadata, running_arbiter, wait_for
 
 SECRET = "s3cret-" + "x" * 20
@@ -371,3 +374,38 @@ def test_handshakes_per_connection_are_limited(secured):
             ping_envelope(), timeout=10, metadata=auth_metadata(SECRET)
         )
     assert reply.result.string_value == "pong"
+
+
+def test_an_external_actor_cannot_be_taken_over(secured):
+    with (
+        served(Settings(secret=SECRET)) as home,
+        served(Settings(secret=SECRET)) as impostor,
+        channel(secured.address) as ch,
+    ):
+        sup = supervisor_pb2_grpc.SupervisorStub(ch)
+
+        def handshake(address: str, name: str = "ext-victim") -> Any:
+            request = supervisor_pb2.HandshakeRequest(
+                aid="ext-victim", name=name, address=address, kind="external", language="test"
+            )
+            return sup.Handshake(request, timeout=10, metadata=auth_metadata(SECRET))
+
+        handshake(home.address_text)
+        entry = secured.managed_actors["ext-victim"]
+        # The same aid again (its token is the empty one it chose): refused.
+        with pytest.raises(grpc.RpcError) as err:
+            handshake(impostor.address_text)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert entry.address == home.address
+        assert secured.registered["ext-victim"] == "ext-victim"
+        # External names are capped like spawned ones.
+        with pytest.raises(grpc.RpcError) as err:
+            sup.Handshake(
+                supervisor_pb2.HandshakeRequest(
+                    aid="ext-long", name="n" * 129, address=home.address_text, kind="external"
+                ),
+                timeout=10,
+                metadata=auth_metadata(SECRET),
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "128" in err.value.details()

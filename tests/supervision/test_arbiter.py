@@ -20,6 +20,7 @@ from actorgrpc import (
     ActorProxy,
     ActorProxyMonitor,
     Arbiter,
+    BadRequest,
     arbiter,
     send,
     spawn,
@@ -172,7 +173,7 @@ def test_monitor_is_running_after_spawn_and_goes_after_stop(arb, kind):
     assert monitor.is_alive()
     assert arb.get_actor(p.aid) is monitor
     assert arb.get_actor(p.name) is monitor
-    assert send(p, "stop").result(T) is True
+    assert send(p, "stop").result(T) is None
     wait_for(lambda: p.aid not in arb.managed_actors, what="the actor to leave managed_actors")
     record = arb.terminated_actors[p.aid]
     assert record["state"] == ACTOR_STATES.CLOSE
@@ -353,3 +354,21 @@ def test_foreground_arbiter_returns_after_stop(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "STATE closed 1"
+
+
+# -- pulsar's answers and registry ------------------------------------------------
+
+
+def test_the_arbiter_is_registered_under_its_name(arb):
+    assert arb.registered["arbiter"] == arb.aid
+    assert send("arbiter", "ping").result(T) == "pong"
+
+
+def test_a_renamed_arbiter_is_registered_under_both_names():
+    from actorgrpc.testing import running_arbiter
+
+    with running_arbiter(name="boss") as boss:
+        assert boss.registered["boss"] == boss.aid
+        assert boss.registered["arbiter"] == boss.aid
+        with pytest.raises(BadRequest, match="taken"):
+            spawn(name="boss", concurrency="thread").result(T)

@@ -41,7 +41,7 @@ def running(monitor: Monitor) -> list[str]:
 
 def kill(worker_aid: str) -> None:
     """Stop a worker as the arbiter does (the ``kill_actor`` command)."""
-    assert send("arbiter", "kill_actor", worker_aid).result(T) is True
+    assert send("arbiter", "kill_actor", worker_aid).result(T) == f"killed {worker_aid}"
 
 
 def runner_of(arb, monitor: Monitor) -> MonitorRunner:
@@ -207,7 +207,7 @@ def test_a_monitor_that_stops_stops_its_workers(arb):
     mon = arb.add_monitor("pl-alone", num_workers=2, concurrency="thread")
     assert mon.wait_ready(SPAWN_T)
     workers = list(mon.managed_actors.values())
-    assert send("pl-alone", "stop").result(T) is True
+    assert send("pl-alone", "stop").result(T) is None
     wait_for(lambda: mon.aid in arb.terminated_actors, timeout=T, what="the monitor's end")
     wait_for(
         lambda: all(w.aid in arb.terminated_actors for w in workers),

@@ -201,7 +201,7 @@ def test_a_thread_runner_runs_its_actor_on_a_thread_until_it_stops():
         ident = t.request(None, "run-thread-name", "run", (thread_ident,), {}).result(T)
         assert ident not in (threading.get_ident(), t.thread_id)  # a thread of its own
         runner.start()  # started already: nothing happens
-        assert t.request(None, "run-thread", "stop", (), {}).result(T) is True
+        assert t.request(None, "run-thread", "stop", (), {}).result(T) is None
         assert exits.future.result(T) == (0, "", True)
         assert runner.join(T)
         assert not runner.is_alive()

@@ -178,7 +178,7 @@ def test_stopping_hook_runs_on_stop(arb, kind):
     spawn(concurrency="thread", name="spw-collector").result(SPAWN_T)
     p = spawn(concurrency=kind, stopping=tell_collector).result(SPAWN_T)
     assert send("spw-collector", "spw_collected").result(T) == []
-    assert send(p, "stop").result(T) is True
+    assert send(p, "stop").result(T) is None
     wait_for(
         lambda: send("spw-collector", "spw_collected").result(T) == [[p.aid, "stopping"]],
         what="the stopping hook's message",
@@ -295,7 +295,7 @@ def test_spawn_from_inside_an_actor(arb, parent_kind, kind):
         ({"periodic_task": []}, TypeError, "periodic_task"),
         ({"actor_class": dict}, TypeError, "actor_class"),
         ({"actor_class": "Actor"}, TypeError, "actor_class"),
-        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": float("nan")}, ValueError, "timeout"),
         ({"timeout": -1}, ValueError, "timeout"),
         ({"timeout": "5"}, ValueError, "timeout"),
         ({"timeout": True}, ValueError, "timeout"),
@@ -333,3 +333,18 @@ def test_aid_taken_is_refused(arb):
         spawn(concurrency="thread", aid="spw-same").result(SPAWN_T)
     assert "spw-same" in str(info.value)
     assert list(arb.managed_actors) == ["spw-same"]
+
+
+def env_probe(actor, name):
+    """What the actor's process sees of an environment variable."""
+    return os.environ.get(name)
+
+
+def test_a_process_actor_sees_the_environment_as_it_is_at_its_spawn(arb, monkeypatch):
+    first = spawn().result(SPAWN_T)  # the forkserver runs from here on
+    monkeypatch.setenv("ACTORGRPC_TEST_ENV_PROBE", "set after the first spawn")
+    later = spawn().result(SPAWN_T)
+    assert send(later, "run", env_probe, "ACTORGRPC_TEST_ENV_PROBE").result(T) == (
+        "set after the first spawn"
+    )
+    assert send(first, "run", env_probe, "ACTORGRPC_TEST_ENV_PROBE").result(T) is None

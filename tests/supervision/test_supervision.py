@@ -209,7 +209,7 @@ def test_sigkill_fails_waiting_requests_at_once(arb):
 
 def test_death_records_say_how(arb):
     clean = spawn(concurrency="thread").result(10)
-    assert send(clean, "stop").result(10) is True
+    assert send(clean, "stop").result(10) is None
     wait_for(lambda: clean.aid in arb.terminated_actors)
     record = arb.terminated_actors[clean.aid]
     assert record["how"] == "stopped" and record["state"] == ACTOR_STATES.CLOSE
@@ -251,7 +251,10 @@ def test_failing_command_and_periodic_task_do_not_kill(arb):
 def test_process_that_ignores_stop_is_killed(arb):
     proxy = spawn(stopping=stubborn_process).result(30)
     started = time.monotonic()
-    assert send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10) is True
+    assert (
+        send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10)
+        == f"killed {proxy.aid}"
+    )
     assert time.monotonic() - started >= ACTOR_ACTION_TIMEOUT
     record = arb.terminated_actors[proxy.aid]
     assert record["state"] == ACTOR_STATES.TERMINATE
@@ -262,7 +265,10 @@ def test_thread_that_ignores_stop_is_cut_off(arb):
     RELEASE.clear()
     try:
         proxy = spawn(concurrency="thread", stopping=stubborn_thread).result(10)
-        assert send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10) is True
+        assert (
+            send("arbiter", "kill_actor", proxy.aid).result(ACTOR_ACTION_TIMEOUT + 10)
+            == f"killed {proxy.aid}"
+        )
         record = arb.terminated_actors[proxy.aid]
         assert record["state"] == ACTOR_STATES.TERMINATE and "cut off" in record["how"]
         with pytest.raises(ActorError):
@@ -381,3 +387,95 @@ def test_chaos_every_request_ends(arb):
     assert not [
         p for p in actor_processes() if p.pid not in {m.pid for m in mon.managed_actors.values()}
     ]
+
+
+# -- every stop is escalated ------------------------------------------------------
+
+
+def deaf_and_stubborn(actor) -> None:
+    """A start hook: SIGTERM is ignored from now on."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def test_a_stop_command_is_escalated_when_the_stopping_hook_never_returns(arb):
+    proxy = spawn(start=deaf_and_stubborn, stopping=stubborn_process).result(30)
+    entry = arb.managed_actors[proxy.aid]
+    assert send(proxy, "stop").result(10) is None
+    # Shown stopping at once (its notify comes before the hook runs) ...
+    wait_for(lambda: entry.state == ACTOR_STATES.STOPPING, timeout=5, what="STOPPING")
+    # ... and ended, after ACTOR_ACTION_TIMEOUT, SIGTERM, then SIGKILL, with a reason.
+    wait_for(
+        lambda: proxy.aid in arb.terminated_actors,
+        timeout=ACTOR_ACTION_TIMEOUT + 10,
+        what="the stubborn actor to be ended",
+    )
+    record = arb.terminated_actors[proxy.aid]
+    assert record["state"] == ACTOR_STATES.TERMINATE
+    assert "SIGKILL" in record["how"] or "did not stop" in record["how"], record
+
+
+def test_a_stop_command_is_escalated_for_a_thread_actor(arb):
+    RELEASE.clear()
+    try:
+        proxy = spawn(concurrency="thread", stopping=stubborn_thread).result(10)
+        assert send(proxy, "stop").result(10) is None
+        wait_for(
+            lambda: proxy.aid in arb.terminated_actors,
+            timeout=ACTOR_ACTION_TIMEOUT + 10,
+            what="the stubborn thread actor to be cut off",
+        )
+        record = arb.terminated_actors[proxy.aid]
+        assert record["state"] == ACTOR_STATES.TERMINATE and "cut off" in record["how"]
+    finally:
+        RELEASE.set()
+
+
+# -- hung actors are noticed and ended ------------------------------------------------
+
+
+@command()
+def sv_hang(request, seconds: float) -> str:
+    """Block the actor's loop (a process's: sleep; a thread's: until RELEASE)."""
+    if request.actor.kind == "thread":
+        RELEASE.wait(seconds)
+    else:
+        time.sleep(seconds)
+    return "woke"
+
+
+def test_actors_get_pulsars_default_timeout_and_may_have_none(arb):
+    default = spawn(concurrency="thread").result(10)
+    none = spawn(concurrency="thread", timeout=0).result(10)
+    assert arb.managed_actors[default.aid].timeout == 30
+    assert arb.managed_actors[none.aid].timeout == 0
+
+
+@pytest.mark.parametrize("kind", ["process", "thread"])
+def test_an_idle_actor_shows_it_lives_every_period(arb, kind):
+    proxy = spawn(concurrency=kind, timeout=2).result(30)
+    entry = arb.managed_actors[proxy.aid]
+    since = time.time()
+    # Its info notifies come every 10 periods when idle; its heartbeat every period.
+    wait_for(
+        lambda: entry.notified > since + 2.5 * MONITOR_TASK_PERIOD,
+        timeout=10,
+        what="a heartbeat past the actor's timeout",
+    )
+    assert entry.is_alive() and entry.state == ACTOR_STATES.RUN and not entry.reason
+
+
+@pytest.mark.parametrize("kind", ["process", "thread"])
+def test_a_hung_actor_is_noticed_ended_and_its_request_fails(arb, kind):
+    RELEASE.clear()
+    try:
+        proxy = spawn(concurrency=kind, timeout=2).result(30)
+        pending = send(proxy, "sv_hang", 60)
+        deadline = 2 + ACTOR_ACTION_TIMEOUT + 10
+        with pytest.raises(ActorNotAvailable):
+            pending.result(deadline)
+        wait_for(lambda: proxy.aid in arb.terminated_actors, timeout=10, what="a death record")
+        record = arb.terminated_actors[proxy.aid]
+        assert record["how"].startswith("unresponsive"), record
+        assert record["state"] == ACTOR_STATES.TERMINATE
+    finally:
+        RELEASE.set()

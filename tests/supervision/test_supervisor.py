@@ -65,6 +65,7 @@ class StillRunning:
     """A runner that runs nothing and is always alive (the actor is a record only)."""
 
     pid = 0
+    heartbeat = None
 
     def start(self) -> None: ...
     def watch(self, loop: Any, on_exit: Any) -> None: ...
