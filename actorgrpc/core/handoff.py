@@ -17,14 +17,16 @@ import asyncio
 import logging
 import selectors
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["new_thread_loop", "post", "poster_for"]
+__all__ = ["busy_for", "new_thread_loop", "post", "poster_for"]
 
 log = logging.getLogger("actorgrpc")
+_monotonic = time.monotonic
 
 
 class _Poster:
@@ -100,8 +102,18 @@ class _LockSelector(selectors.DefaultSelector):
         self.wake.acquire()
         #: True while the loop sleeps (or may sleep) on ``wake`` rather than in epoll.
         self.on_lock = True
+        #: When the loop last came out of select (time.monotonic()), 0.0 while in it:
+        #: a loop away from select for long is stuck in one callback.
+        self.busy_since = 0.0
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.busy_since = 0.0
+        try:
+            return self._select(timeout)
+        finally:
+            self.busy_since = _monotonic()
+
+    def _select(self, timeout: float | None) -> list[tuple[selectors.SelectorKey, int]]:
         wake = self.wake
         if len(self.get_map()) <= 1:  # only the loop's self-pipe
             self.on_lock = True
@@ -130,6 +142,11 @@ class _ThreadLoop(asyncio.SelectorEventLoop):
         #: This loop's poster, kept here: thread actors look it up per request.
         self.poster = _Poster(self)
 
+    def busy_for(self) -> float:
+        """Seconds since the loop came out of select (0: it is in select, waiting)."""
+        since = self._selector.busy_since
+        return _monotonic() - since if since else 0.0
+
     def _write_to_self(self) -> None:
         # Release first, then look: see _LockSelector.select for the other half.
         selector = self._selector
@@ -139,6 +156,15 @@ class _ThreadLoop(asyncio.SelectorEventLoop):
             pass
         if not selector.on_lock:
             super()._write_to_self()  # type: ignore[misc]
+
+
+def busy_for(loop: asyncio.AbstractEventLoop) -> float | None:
+    """Seconds a thread loop has been running without coming back to select (0: it waits).
+
+    None for a loop ``new_thread_loop`` did not make. Costs the loop nothing:
+    an idle loop shows it lives without being woken.
+    """
+    return loop.busy_for() if type(loop) is _ThreadLoop else None
 
 
 def new_thread_loop() -> asyncio.AbstractEventLoop:

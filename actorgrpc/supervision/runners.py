@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_objects
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from actorgrpc.core.actor import Actor
 from actorgrpc.core.futures import runs_here
-from actorgrpc.core.handoff import new_thread_loop
+from actorgrpc.core.handoff import busy_for, new_thread_loop
 from actorgrpc.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "START_METHODS",
     "ActorSpec",
-    "Heartbeat",
+    "LoopHeartbeat",
     "OnExit",
     "ProcessRunner",
     "Runner",
@@ -49,13 +50,24 @@ TERMINATED_EXIT_CODE = 128 + 15
 OnExit = Callable[[int | None, str], None]
 
 
-class Heartbeat:
-    """A thread actor's sign of life: the time its loop last ran its heartbeat."""
+class LoopHeartbeat:
+    """A thread actor's sign of life, read off its loop: no beat to send, no wake-up.
 
-    __slots__ = ("value",)
+    ``value`` is now while the loop waits in select (it is alive and idle),
+    else when it last came out of it: a loop stuck in one callback (a sync
+    command that does not return) falls behind.
+    """
 
-    def __init__(self) -> None:
-        self.value = 0.0
+    __slots__ = ("_runner",)
+
+    def __init__(self, runner: ThreadRunner) -> None:
+        self._runner = runner
+
+    @property
+    def value(self) -> float:
+        loop = self._runner.loop
+        busy = busy_for(loop) if loop is not None else None
+        return 0.0 if busy is None else time.time() - busy
 
 
 class Runner(Protocol):
@@ -201,12 +213,18 @@ class ThreadRunner:
         self.pid = os.getpid()
         self._transport = transport
         self._link = link
-        self.heartbeat = spec.heartbeat = Heartbeat()
+        #: Read off the actor's loop: the actor itself sends no beat (spec.heartbeat stays None).
+        self.heartbeat = LoopHeartbeat(self)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_exit: OnExit | None = None
         self._actor: Actor | None = None
         self._cut_off = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The actor's loop, once its thread has made it."""
+        return self._loop
 
     def start(self) -> None:
         """Start the thread, where the actor is made and runs."""
