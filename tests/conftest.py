@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -111,7 +113,30 @@ def on_loop(transport: Transport, fn: Callable[[], _R]) -> _R:
     return asyncio.run_coroutine_threadsafe(call(), transport.loop).result(T)
 
 
+def ipv6_loopback() -> bool:
+    """True where this machine can bind ::1."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 # -- fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture
+def mutual_tls(tmp_path: Path) -> dict[str, Any]:
+    """``arbiter(tls=...)`` for mutual TLS on 127.0.0.1: PEM files of a fresh CA (trustme)."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    issued.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    issued.private_key_pem.write_to_path(str(paths["key"]))
+    return {"cert": paths["cert"], "key": paths["key"], "ca": paths["ca"], "mutual": True}
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import copy
 import math
 import os
 import time
-from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
@@ -81,15 +81,8 @@ def test_authenticated_channel_carries_the_secret(arb: Arbiter) -> None:
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_authenticated_channel_over_tls(tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    issued.cert_chain_pems[0].write_to_path(str(paths["cert"]))
-    issued.private_key_pem.write_to_path(str(paths["key"]))
-    tls = {"cert": paths["cert"], "key": paths["key"], "ca": paths["ca"], "mutual": True}
+def test_authenticated_channel_over_tls(mutual_tls: dict[str, Any]) -> None:
+    tls = mutual_tls
     with running_arbiter(tls=tls) as arb:
         # The arbiter's own TLS settings identify the client, as mutual TLS wants.
         with authenticated_channel(arb.address, tls=tls) as ch:
@@ -97,9 +90,9 @@ def test_authenticated_channel_over_tls(tmp_path: Path) -> None:
             assert reply.result.string_value == "pong"
         # Plain grpc credentials do too.
         creds = grpc.ssl_channel_credentials(
-            root_certificates=ca.cert_pem.bytes(),
-            private_key=issued.private_key_pem.bytes(),
-            certificate_chain=issued.cert_chain_pems[0].bytes(),
+            root_certificates=tls["ca"].read_bytes(),
+            private_key=tls["key"].read_bytes(),
+            certificate_chain=tls["cert"].read_bytes(),
         )
         with authenticated_channel(arb.address, tls=creds) as ch:
             reply = mailbox_pb2_grpc.MailboxStub(ch).Send(PING, timeout=T)

@@ -613,15 +613,8 @@ c.send(target, 'echo', ['over tls'])
 """
 
 
-def test_node_client_over_mutual_tls(node_dir: Path, tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    issued.cert_chain_pems[0].write_to_path(str(paths["cert"]))
-    issued.private_key_pem.write_to_path(str(paths["key"]))
-    tls = {"cert": paths["cert"], "key": paths["key"], "ca": paths["ca"], "mutual": True}
+def test_node_client_over_mutual_tls(node_dir: Path, mutual_tls: dict[str, Any]) -> None:
+    tls = paths = mutual_tls
     with arbiter(tls=tls) as tree:
         proxy = spawn(name="tls-echo").result(30)
         address = format_address(tree.address)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import threading
 from dataclasses import dataclass
 
 import pytest
-from conftest import KINDS, SPAWN_T, T, get_extra
+from conftest import KINDS, SPAWN_T, T, get_extra, ipv6_loopback
 
 from actorgrpc import (
     ActorError,
@@ -152,16 +151,7 @@ def test_caller_from_plain_code_is_the_arbiter(arb):
     assert seen == {"aid": arb.aid, "name": arb.name, "address": arb.address}
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
 @pytest.mark.parametrize("host", ["::1", "[::1]"])
 def test_an_ipv6_tree_has_one_form_of_each_address(host):
     # The arbiter's address as it says it and as its actors see it on the wire

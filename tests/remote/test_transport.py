@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import socket
 import threading
 from typing import Any, TypeVar
 
 import pytest
-from conftest import SPAWN_T, TEST_SECRET, T, on_loop, served
+from conftest import SPAWN_T, TEST_SECRET, T, ipv6_loopback, on_loop, served
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from actorgrpc import ActorNotAvailable, ActorNotFound, ActorProxy, command, send, spawn
@@ -37,15 +36,6 @@ def health(address: str, service: str = "") -> Any:
     with authenticated_channel(address) as ch:
         stub: Any = health_pb2_grpc.HealthStub(ch)
         return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=T).status
-
-
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 HOLD = threading.Event()
@@ -83,8 +73,8 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
     "host",
     [
         "127.0.0.1",
-        pytest.param("::1", marks=pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6")),
-        pytest.param("[::1]", marks=pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6")),
+        pytest.param("::1", marks=pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6")),
+        pytest.param("[::1]", marks=pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6")),
     ],
 )
 def test_a_started_transport_has_its_bound_address_in_one_form(host):
