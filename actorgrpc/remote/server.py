@@ -79,6 +79,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         # with context.read(), not through request_iterator's generator.
         reader = asyncio.ensure_future(self._read(context, outbox, unanswered))
         closing = asyncio.ensure_future(transport.closing.wait())
+        idle: asyncio.Future[None] | None = None
         try:
             # Until the peer is done writing and every request it made has its
             # reply, or this process closes: then flush and end the call with OK.
@@ -86,7 +87,6 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
             if not closing.done():
                 idle = asyncio.ensure_future(unanswered.idle())
                 await asyncio.wait((idle, closing), return_when=asyncio.FIRST_COMPLETED)
-                idle.cancel()
             outbox.close()
             await asyncio.wait_for(asyncio.shield(writer), 2.0)
         except (asyncio.CancelledError, TimeoutError):
@@ -100,8 +100,11 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         finally:
             outbox.close()
             transport.server_outboxes.discard(outbox)
-            for task in (reader, closing, writer):
-                task.cancel()
+            # Every task of the call, also when the call itself was cancelled
+            # while waiting (a pending task left behind is logged as destroyed).
+            for task in (reader, closing, writer, idle):
+                if task is not None:
+                    task.cancel()
 
     async def _read(
         self,
