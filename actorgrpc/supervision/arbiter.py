@@ -321,29 +321,26 @@ class ArbiterBase(Actor):
         """Terminate those of ``aids`` still alive after ACTOR_ACTION_TIMEOUT, then kill them."""
         self._escalating.update(aids)
         try:
-            await self._escalate(aids)
+            managed = self.supervisor.managed
+            alive = await self.supervisor.wait_ended(aids, ACTOR_ACTION_TIMEOUT)
+            if alive:
+                log.warning("terminating actors that did not stop in time: %s", alive)
+                for aid in alive:
+                    managed[aid].terminate()
+                alive = await self.supervisor.wait_ended(alive, 1.0)
+            processes = [aid for aid in alive if managed[aid].kind == "process"]
+            for aid in processes:
+                runner = managed[aid].runner
+                if runner is not None:
+                    runner.kill()
+            if processes:
+                alive = await self.supervisor.wait_ended(alive, 2.0)
+            for aid in alive:
+                self.supervisor.actor_exited(
+                    aid, None, "terminated: cut off after it did not stop in time"
+                )
         finally:
             self._escalating.difference_update(aids)
-
-    async def _escalate(self, aids: list[str]) -> None:
-        managed = self.supervisor.managed
-        alive = await self.supervisor.wait_ended(aids, ACTOR_ACTION_TIMEOUT)
-        if alive:
-            log.warning("terminating actors that did not stop in time: %s", alive)
-            for aid in alive:
-                managed[aid].terminate()
-            alive = await self.supervisor.wait_ended(alive, 1.0)
-        processes = [aid for aid in alive if managed[aid].kind == "process"]
-        for aid in processes:
-            runner = managed[aid].runner
-            if runner is not None:
-                runner.kill()
-        if processes:
-            alive = await self.supervisor.wait_ended(alive, 2.0)
-        for aid in alive:
-            self.supervisor.actor_exited(
-                aid, None, "terminated: cut off after it did not stop in time"
-            )
 
     # -- info ---------------------------------------------------------------------
 
