@@ -171,8 +171,12 @@ class Actor:
     ) -> None:
         #: Unique id of this actor.
         self.aid = aid
-        #: The actor's name (unique in the tree), or None.
-        self.name = name
+        #: The actor's name: the one given at spawn (unique in the tree, found
+        #: by lookups), else its class's name lowercased (pulsar's ``'actor'``).
+        self.name: str = name or type(self).__name__.lower()
+        #: True when the name was given: only given names are registered for
+        #: lookup, so many unnamed actors may share the default one.
+        self.named = bool(name)
         #: How it runs: "arbiter", "monitor", "process" or "thread" (pulsar: ``impl``).
         self.kind = kind
         #: ACTOR_STATES number.
@@ -470,7 +474,7 @@ class Actor:
         thread = threading.current_thread() if self.on_own_loop() else None
         return {
             "actor": {
-                "name": self.name or "",
+                "name": self.name,
                 "aid": self.aid,
                 "state": self.state,
                 "info_state": self.info_state,
@@ -658,7 +662,7 @@ class Actor:
     async def _handshake(self) -> None:
         request = Handshake(
             aid=self.aid,
-            name=self.name or "",
+            name=self.name,
             address=self._transport.address_text,
             pid=os.getpid(),
             kind=self.kind,
@@ -708,7 +712,7 @@ class Actor:
         raise NotImplementedError("only the arbiter kills actors; send 'kill_actor' to 'arbiter'")
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name or self.aid} {self.info_state}>"
+        return f"<{type(self).__name__} {self.name} {self.aid} {self.info_state}>"
 
 
 async def _contained(awaitable: Any) -> Any:

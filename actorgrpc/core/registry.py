@@ -23,7 +23,12 @@ class LocalActor(Protocol):
     @property
     def aid(self) -> str: ...
     @property
-    def name(self) -> str | None: ...
+    def name(self) -> str: ...
+    @property
+    def named(self) -> bool:
+        """True when ``name`` was given (and so is registered), not a default."""
+        ...
+
     @property
     def proxy(self) -> ActorProxy: ...
     @property
@@ -57,16 +62,16 @@ class Registry:
         self.names: dict[str, LocalActor] = {}
 
     def register(self, actor: LocalActor) -> None:
-        """Make ``actor`` reachable here by aid and name."""
+        """Make ``actor`` reachable here by aid, and by name if it was given one."""
         self.actors[actor.aid] = actor
-        if actor.name:
+        if actor.named:
             self.names[actor.name] = actor
 
     def unregister(self, actor: LocalActor) -> None:
         """Forget ``actor``."""
         if self.actors.get(actor.aid) is actor:
             del self.actors[actor.aid]
-        if actor.name and self.names.get(actor.name) is actor:
+        if actor.named and self.names.get(actor.name) is actor:
             del self.names[actor.name]
 
     def local(self, target: str) -> LocalActor | None:

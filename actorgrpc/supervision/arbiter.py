@@ -203,7 +203,15 @@ class ArbiterBase(Actor):
         else:
             link = LocalSupervisorClient(transport, self.supervisor)
             runner = ThreadRunner(spec, transport, link)
-        entry = ActorProxyMonitor(aid, name, transport.address, runner, kind, supervisor=owner)
+        entry = ActorProxyMonitor(
+            aid,
+            name or actor_class.__name__.lower(),
+            transport.address,
+            runner,
+            kind,
+            supervisor=owner,
+            named=name is not None,
+        )
         entry.timeout = liveness
         loop = asyncio.get_running_loop()
         started: asyncio.Future[ActorProxy] = loop.create_future()
@@ -242,8 +250,11 @@ class ArbiterBase(Actor):
         (``concurrency``, hooks, ``actor_class``, params). ``monitor.wait_ready(t)``
         waits until the pool is full.
         """
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"add_monitor: name must be a non-empty str, not {name!r}")
+        # Its workers are named "<name>-<n>", and names are at most 128 characters.
+        if not isinstance(name, str) or not name or len(name) > 120:
+            raise TypeError(
+                f"add_monitor: name must be a non-empty str of at most 120 characters, not {name!r}"
+            )
         monitor = Monitor(arbiter=self, name=name, **params)
         transport = self._transport
         self._check_running()

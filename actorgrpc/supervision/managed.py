@@ -35,6 +35,7 @@ class ActorProxyMonitor(ActorProxy):
         "kind",
         "language",
         "mailbox",
+        "named",
         "pid",
         "reason",
         "runner",
@@ -52,8 +53,13 @@ class ActorProxyMonitor(ActorProxy):
         runner: Runner | None,
         kind: str,
         supervisor: str = "",
+        *,
+        named: bool = True,
     ) -> None:
         super().__init__(aid, name, address)
+        #: True when ``name`` was given at spawn (so the tree registers it for
+        #: lookup); False for a default name (the actor class's, lowercased).
+        self.named = named and bool(name)
         #: What runs the actor (None for an external actor, which runs on its own).
         self.runner = runner
         #: How it runs: "process", "thread", "monitor" or "external".

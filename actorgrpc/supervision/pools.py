@@ -38,10 +38,12 @@ class Monitor(Actor):
     """Keeps ``num_workers`` workers running, restarting those that die.
 
     Made by ``arb.add_monitor(name, ...)``; it lives on the arbiter's IO loop
-    and answers commands under its name (``send('workers', 'info')``). A dead
-    worker is replaced by a fresh one (a new aid, the same hooks and params)
-    until more than ``max_restarts`` restarts happen within ``restart_window``
-    seconds: then the monitor stops restarting and says so in its info.
+    and answers commands under its name (``send('workers', 'info')``). Its
+    workers are named ``<name>-1`` to ``<name>-<num_workers>``, addressable
+    like any named actor. A dead worker is replaced by a fresh one (a new aid,
+    the same name, hooks and params) until more than ``max_restarts`` restarts
+    happen within ``restart_window`` seconds: then the monitor stops
+    restarting and says so in its info.
     """
 
     def __init__(
@@ -68,7 +70,9 @@ class Monitor(Actor):
             )
         for key in ("aid", "name"):
             if key in worker_params:
-                raise TypeError(f"add_monitor: workers get fresh aids and no names; drop {key!r}")
+                raise TypeError(
+                    f"add_monitor: workers get fresh aids and the names <monitor>-<n>; drop {key!r}"
+                )
         # Validate the worker parameters now, where the mistake was made.
         check_spawn_params(worker_params)
         super().__init__(
@@ -89,7 +93,9 @@ class Monitor(Actor):
         self.restarts = 0
         self._arbiter = arbiter
         self._recent: deque[float] = deque()
-        self._spawning = 0
+        # Slots 1..num_workers: the aid of the worker in each, and those still starting.
+        self._slots: dict[int, str] = {}
+        self._starting: set[str] = set()
         self._pool_full = threading.Event()
 
     def is_monitor(self) -> bool:
@@ -114,30 +120,47 @@ class Monitor(Actor):
         """Spawn what the pool lacks."""
         if self.after_run() or not self.restarting or self._arbiter.after_run():
             return
-        missing = self.num_workers - len(self.managed_actors) - self._spawning
-        for _ in range(missing):
-            self._spawning += 1
-            task = asyncio.ensure_future(self._spawn_worker())
+        slots = self._slots
+        for slot in range(1, self.num_workers + 1):
+            if slot in slots:
+                continue
+            aid = slots[slot] = new_aid()
+            self._starting.add(aid)
+            task = asyncio.ensure_future(self._spawn_worker(slot, aid))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self._check_full()
 
     def _check_full(self) -> None:
-        if len(self.managed_actors) >= self.num_workers and not self._spawning:
+        if len(self.managed_actors) >= self.num_workers and not self._starting:
             self._pool_full.set()
 
-    async def _spawn_worker(self) -> None:
+    def worker_name(self, slot: int) -> str:
+        """The name of the worker in ``slot`` (from 1): ``<monitor>-<slot>``."""
+        return f"{self.name}-{slot}"
+
+    async def _spawn_worker(self, slot: int, aid: str) -> None:
         try:
-            await self._arbiter.spawn_here(**self.worker_params, _supervisor=self.aid)
+            await self._arbiter.spawn_here(
+                **self.worker_params, aid=aid, name=self.worker_name(slot), _supervisor=self.aid
+            )
         except Exception as exc:
             log.error("monitor %s: a worker failed to start: %s", self.name, exc)
             self.extra["last_spawn_error"] = f"{type(exc).__name__}: {exc}"
-            self._spawning -= 1
+            self._starting.discard(aid)
+            if aid not in self.managed_actors:
+                self._free_slot(aid)
+            # else its name is taken until it has ended: worker_ended frees the slot.
             if self._count_restart():
                 self._maintain()
             return
-        self._spawning -= 1
+        self._starting.discard(aid)
         self._check_full()
+
+    def _free_slot(self, aid: str) -> None:
+        for slot, holder in list(self._slots.items()):
+            if holder == aid:
+                del self._slots[slot]
 
     def _count_restart(self) -> bool:
         """Count a restart; False (and no more restarts) when the budget is spent."""
@@ -161,6 +184,7 @@ class Monitor(Actor):
     def worker_ended(self, aid: str, record: dict[str, Any]) -> int:
         """A worker ended: replace it (unless stopping or out of restarts)."""
         self.terminated_actors[aid] = record
+        self._free_slot(aid)
         stopping = self.after_run() or self._arbiter.after_run()
         if not stopping and self.restarting and self._count_restart() and self._loop is not None:
             self._loop.call_soon(self._maintain)

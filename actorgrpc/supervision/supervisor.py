@@ -84,9 +84,9 @@ class Supervisor:
             raise BadRequest(f"aid {short(aid)} is taken")
         if aid in self.names:
             raise BadRequest(f"aid {short(aid)} is the name of actor {self.names[aid]}")
-        if entry.name and (entry.name in self.managed or entry.name == self.arbiter.aid):
+        if entry.named and (entry.name in self.managed or entry.name == self.arbiter.aid):
             raise BadRequest(f"the name {short(entry.name)} is the aid of another actor")
-        if entry.name:
+        if entry.named and entry.name:
             self._check_name(entry.name, entry.aid)
             self.names[entry.name] = entry.aid
         self.managed[entry.aid] = entry
@@ -158,7 +158,13 @@ class Supervisor:
         if not address[1]:
             raise BadRequest(f"an external actor needs a port, not {short(request.address)}")
         entry = ActorProxyMonitor(
-            aid, request.name or None, address, None, "external", supervisor=self.arbiter.aid
+            aid,
+            name or "external",
+            address,
+            None,
+            "external",
+            supervisor=self.arbiter.aid,
+            named=bool(name),
         )
         self.add(entry, request.spawn_token, lambda ok, value: None)
         return entry
@@ -230,7 +236,7 @@ class Supervisor:
         entry = self.managed.pop(aid, None)
         if entry is None:
             return
-        if entry.name and self.names.get(entry.name) == aid:
+        if entry.named and entry.name and self.names.get(entry.name) == aid:
             del self.names[entry.name]
         self._tokens.pop(aid, None)
         self._sessions.pop(aid, None)
@@ -244,6 +250,7 @@ class Supervisor:
         record: dict[str, Any] = {
             "aid": aid,
             "name": entry.name or "",
+            "named": entry.named,
             "kind": entry.kind,
             "pid": entry.pid,
             "state": entry.state,
@@ -295,12 +302,13 @@ class Supervisor:
         record = self.terminated.get(target)
         if record is None:
             for rec in reversed(self.terminated.values()):
-                if rec["name"] == target:
+                if rec.get("named") and rec["name"] == target:
                     record = rec
                     break
         if record is None:
             return None
-        return f"actor {record['name'] or record['aid']} ended: {record['how']}"
+        who = record["name"] if record.get("named") else record["aid"]
+        return f"actor {who} ended: {record['how']}"
 
     def address_lost(self, address: Address) -> None:
         """The mailbox stream to ``address`` broke: actors nobody else watches there ended."""

@@ -61,8 +61,9 @@ class Hole:
 
     def __init__(self, aid: str) -> None:
         self.aid = aid
-        self.name: str | None = None
-        self.proxy = ActorProxy(aid, None, ("127.0.0.1", 0))
+        self.name = "hole"
+        self.named = False  # not registered by name
+        self.proxy = ActorProxy(aid, "hole", ("127.0.0.1", 0))
         self.gate = Gate(2)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.received: list[Any] = []

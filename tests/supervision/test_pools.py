@@ -214,3 +214,34 @@ def test_a_monitor_that_stops_stops_its_workers(arb):
         timeout=3,  # thread workers stop within milliseconds
         what="its workers to stop",
     )
+
+
+def test_workers_are_named_after_their_monitor_and_slot(arb):
+    """Workers are ``<monitor>-<n>``: readable in ps, logs and death records, and addressable."""
+    mon = arb.add_monitor("pl-named", num_workers=2, concurrency="thread", max_restarts=5)
+    assert mon.wait_ready(SPAWN_T)
+    names = {mon.managed_actors[aid].name: aid for aid in running(mon)}
+    assert sorted(names) == ["pl-named-1", "pl-named-2"]
+    assert arb.registered["pl-named-1"] == names["pl-named-1"]
+    reply = send("pl-named-2", "info").result(T)
+    assert reply["actor"]["name"] == "pl-named-2"
+    assert reply["actor"]["aid"] == names["pl-named-2"]
+    # Slot 1's replacement takes slot 1's name again, under a new aid.
+    kill(names["pl-named-1"])
+    assert mon.terminated_actors[names["pl-named-1"]]["name"] == "pl-named-1"
+    wait_for(
+        lambda: (
+            "pl-named-1" in arb.registered
+            and arb.registered["pl-named-1"] != names["pl-named-1"]
+            and len(running(mon)) == 2
+        ),
+        SPAWN_T,
+    )
+    renamed = {mon.managed_actors[aid].name for aid in running(mon)}
+    assert renamed == {"pl-named-1", "pl-named-2"}
+    assert send("pl-named-1", "info").result(T)["actor"]["aid"] == arb.registered["pl-named-1"]
+
+
+def test_a_monitor_name_leaves_room_for_its_workers_names(arb):
+    with pytest.raises(TypeError, match="at most 120"):
+        arb.add_monitor("m" * 121, num_workers=1, concurrency="thread")

@@ -101,7 +101,7 @@ def test_spawn_kinds_with_and_without_aid_and_name(arb, kind, aid, name):
     p = fut.result(SPAWN_T)
     assert isinstance(p, ActorProxy)
     assert p.aid == fut.aid
-    assert p.name == name
+    assert p.name == (name or "actor")  # pulsar's: the class's name, lowercased
     host, port = p.address
     assert host == "127.0.0.1" and isinstance(port, int) and port > 0
     if kind == "thread":
@@ -110,7 +110,7 @@ def test_spawn_kinds_with_and_without_aid_and_name(arb, kind, aid, name):
         assert p.address != arb.address
     info = send(p, "info").result(T)["actor"]
     assert info["aid"] == p.aid
-    assert info["name"] == (name or "")
+    assert info["name"] == (name or "actor")
     assert info["concurrency"] == kind
     assert (info["pid"] == os.getpid()) == (kind == "thread")
     assert arb.managed_actors[p.aid].kind == kind
@@ -246,6 +246,7 @@ def test_extra_keywords_land_in_params(arb, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_actor_class_subclass(arb, kind):
     p = spawn(concurrency=kind, actor_class=TaggedActor).result(SPAWN_T)
+    assert p.name == "taggedactor"
     assert send(p, "run", predicates).result(T)["class"] == "TaggedActor"
     assert send(p, "spw_tag").result(T) == f"tagged-{p.aid}"
     assert info_extra(p)["tag"] == f"tagged-{p.aid}"
@@ -325,6 +326,31 @@ def test_name_is_free_again_once_its_actor_ended(arb, kind):
     second = spawn(concurrency=kind, name="spw-reuse").result(SPAWN_T)
     assert second.aid != first.aid
     assert send("spw-reuse", "run", predicates).result(T)["aid"] == second.aid
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_default_names_are_shown_but_not_registered(arb, kind):
+    """Unnamed actors share pulsar's default name; only given names are looked up."""
+    first = spawn(concurrency=kind).result(SPAWN_T)
+    second = spawn(concurrency=kind).result(SPAWN_T)
+    assert first.name == second.name == "actor"
+    assert arb.managed_actors[first.aid].name == "actor"
+    assert "actor" not in arb.registered
+    assert "arbiter" in arb.registered
+    with pytest.raises(ActorError, match="no actor 'actor' in this tree"):
+        send("actor", "ping").result(T)
+    # A given name that happens to be the default one is an ordinary name.
+    named = spawn(concurrency=kind, name="actor").result(SPAWN_T)
+    assert arb.registered["actor"] == named.aid
+    assert send("actor", "info").result(T)["actor"]["aid"] == named.aid
+    # Death records keep the default name, and a name's obituary is only a named actor's.
+    assert send(first, "stop").result(T) is None
+    wait_for(lambda: first.aid in arb.terminated_actors, SPAWN_T)
+    assert arb.terminated_actors[first.aid]["name"] == "actor"
+    assert send(named, "stop").result(T) is None
+    wait_for(lambda: named.aid in arb.terminated_actors, SPAWN_T)
+    with pytest.raises(ActorError, match="actor actor ended: stopped"):
+        send("actor", "ping").result(T)
 
 
 def test_aid_taken_is_refused(arb):

@@ -39,6 +39,7 @@ S = ACTOR_STATES
 RECORD_FIELDS = {
     "aid",
     "name",
+    "named",
     "kind",
     "pid",
     "state",
@@ -281,6 +282,7 @@ def test_actor_exited_writes_one_death_record_and_frees_the_name(arb):
     assert {k: record[k] for k in RECORD_FIELDS - {"ended"}} == {
         "aid": "sup-end",
         "name": "sup-end-name",
+        "named": True,
         "kind": "process",
         "pid": 4242,
         "state": S.CLOSE,
