@@ -3,7 +3,8 @@
 ``process_main`` is the entry point a ProcessRunner starts in the child (the
 forkserver has imported ``PRELOAD`` already): it imports the modules that
 define commands, starts the child's own transport, runs the actor, and
-exits with its exit code.
+exits with its exit code, written first where its runner reads it (the
+forkserver, which reports it otherwise, may be gone by then).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from actorgrpc.core.actor import set_system_figures
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES
@@ -65,6 +67,13 @@ def process_main(spec: ActorSpec) -> None:
     code = asyncio.run(_process_actor(spec))
     sys.stdout.flush()
     sys.stderr.flush()
+    _exit(spec, code)
+
+
+def _exit(spec: ActorSpec, code: int) -> NoReturn:
+    """End the child with ``code``, told first to its runner (as the OS will tell it: 0-255)."""
+    if spec.exit_code is not None:
+        spec.exit_code.value = code & 0xFF
     os._exit(code)
 
 
@@ -79,7 +88,7 @@ async def _process_actor(spec: ActorSpec) -> int:
         # SIGTERM (terminate()) stops a running actor gracefully, with an exit
         # code that says who asked; one still starting just ends.
         if actor.state < ACTOR_STATES.RUN:
-            os._exit(TERMINATED_EXIT_CODE)
+            _exit(spec, TERMINATED_EXIT_CODE)
         actor.stop(None, TERMINATED_EXIT_CODE)
 
     loop.add_signal_handler(signal.SIGTERM, terminated)
@@ -91,7 +100,7 @@ async def _process_actor(spec: ActorSpec) -> int:
             loop.remove_reader(sentinel)
             log.warning("actor %s: the arbiter is gone; exiting", spec.aid)
             actor.stop(exit_code=3)
-            loop.call_later(ACTOR_ACTION_TIMEOUT / 2, os._exit, 3)
+            loop.call_later(ACTOR_ACTION_TIMEOUT / 2, _exit, spec, 3)
 
         loop.add_reader(sentinel, orphaned)
     try:

@@ -6,16 +6,26 @@ channel exists. The forkserver preloads the modules the hosting layer names
 (grpc and actorgrpc), so that each new actor costs one fork of a process that
 has created no gRPC object yet. What a child runs (its ``entry``) is the
 hosting layer's too: this module starts it and watches it end.
+
+A forkserver's child is the forkserver's, not the arbiter's: multiprocessing
+learns of its end from a pipe the forkserver writes its exit code to. So that
+the forkserver's death does not pass for its children's, the runner watches
+and signals each child through a pidfd of its own (see ProcessRunner).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import multiprocessing
 import os
+import signal
+import struct
+import termios
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_objects
@@ -31,6 +41,7 @@ if TYPE_CHECKING:
     from actorgrpc.core.interfaces import SupervisorLink, Transport
 
 __all__ = [
+    "FORKSERVER_GONE",
     "START_METHODS",
     "ActorSpec",
     "LoopHeartbeat",
@@ -45,6 +56,12 @@ log = logging.getLogger("actorgrpc")
 START_METHODS = ("forkserver", "spawn")
 #: Exit code of a process actor that stopped because it was sent SIGTERM.
 TERMINATED_EXIT_CODE = 128 + 15
+#: How a process actor ended whose exit code went with its forkserver (a death record's ``how``).
+FORKSERVER_GONE = "ended with an unknown exit code: its forkserver is gone"
+#: A child's ``exit_code`` until it writes the code it exits with.
+_NO_EXIT_CODE = -1
+#: What multiprocessing makes of a forkserver's pipe that closed without a code.
+_LOST_EXIT_CODE = 255
 
 #: Called on the IO loop when an actor's runner ends: (exit code or None, how).
 OnExit = Callable[[int | None, str], None]
@@ -107,6 +124,9 @@ class ActorSpec:
     command_modules: list[str] = field(default_factory=list)
     #: Where the actor beats, shared with its supervisor (set by its runner).
     heartbeat: Any = None
+    #: Where a process actor writes the code it exits with (0-255), shared with its
+    #: runner (set by it): its word for it once the forkserver, which reports it, is gone.
+    exit_code: Any = None
     #: The spawning process's environment at the spawn (a child process takes it:
     #: the forkserver's own was frozen when it started).
     environ: dict[str, str] | None = None
@@ -127,7 +147,24 @@ class ActorSpec:
 
 
 class ProcessRunner:
-    """Runs one actor in a child process: ``entry(spec)`` there."""
+    """Runs one actor in a child process: ``entry(spec)`` there.
+
+    The child's end is watched, and its signals sent, through a pidfd of it
+    (``os.pidfd_open``): readable once it exits and a handle to signal it,
+    whoever its parent is, with no pid-reuse race. multiprocessing's own
+    handle on a forkserver's child is the pipe the forkserver writes the
+    child's exit code to; were the forkserver killed, that pipe would close,
+    and the child, still running, would seem to have exited with code 255.
+    The forkserver's word on the exit code is taken while it lives; once it is
+    gone, the code the child wrote to ``spec.exit_code`` as it exited, or, if
+    it wrote none (a signal killed it), none: its death record says
+    FORKSERVER_GONE. Where pidfds are missing (not Linux, a kernel before 5.3)
+    or refused, the runner goes through multiprocessing as before, and its
+    child then seems to end with its forkserver.
+
+    The Process (and its Popen) is kept as long as the runner: its finalizer
+    closes the pipe whose other end is the child's sign that its parent lives.
+    """
 
     def __init__(
         self,
@@ -139,11 +176,14 @@ class ProcessRunner:
         self.spec = spec
         self._entry = entry
         self._ctx: Any = multiprocessing.get_context(start_method)
-        if start_method == "forkserver" and preload:
+        self._forkserver = start_method == "forkserver"
+        if self._forkserver and preload:
             self._ctx.set_forkserver_preload(list(preload))
         self.process: Any = None
         #: Shared memory the child's loop writes the time to, every period.
         self.heartbeat = spec.heartbeat = self._ctx.RawValue("d", 0.0)
+        self._exit_code = spec.exit_code = self._ctx.RawValue("i", _NO_EXIT_CODE)
+        self._pidfd: int | None = None
 
     @property
     def pid(self) -> int:
@@ -161,48 +201,93 @@ class ProcessRunner:
             daemon=True,
         )
         self.process.start()
+        self._pidfd = _open_pidfd(self.process.pid)
+        if self._pidfd is not None:
+            weakref.finalize(self, os.close, self._pidfd)
+
+    def _handle(self) -> int:
+        """What turns readable once the child has ended: its pidfd, else its sentinel."""
+        return self._pidfd if self._pidfd is not None else int(self.process.sentinel)
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_exit: OnExit) -> None:
-        """Call ``on_exit(exitcode, '')`` on the loop when the child ends.
+        """Call ``on_exit(exitcode, how)`` on the loop when the child ends.
 
-        The loop is the one reader of the exit code: ``Process.join`` and
-        ``is_alive`` read it off the forkserver's pipe, and of two threads
-        reading at once the second finds the pipe empty and records 255.
-        Other threads only wait for the end (``join``, ``is_alive``).
+        The loop is the one reader of the exit code: ``Process.exitcode``
+        reads it off the forkserver's pipe, and of two threads reading at
+        once the second finds the pipe empty and records 255. Other threads
+        only wait for the end (``join``, ``is_alive``).
         """
-        process = self.process
-        sentinel = process.sentinel
+        handle = self._handle()
 
         def ended() -> None:
-            loop.remove_reader(sentinel)
-            process.join(1.0)
-            on_exit(process.exitcode, "")
+            loop.remove_reader(handle)
+            on_exit(*self._exit_status())
 
-        loop.add_reader(sentinel, ended)
+        loop.add_reader(handle, ended)
+
+    def _exit_status(self) -> tuple[int | None, str]:
+        """How the child, which has ended, ended: (exit code or None, how)."""
+        process = self.process
+        if not self._forkserver:
+            process.join(1.0)  # reaps it (a child of ours)
+            return process.exitcode, ""
+        # The forkserver writes the code once it has reaped the child, at once.
+        sentinel = process.sentinel
+        reported = bool(wait_for_objects([sentinel], 1.0)) and _unread(sentinel) > 0
+        code: int | None = process.exitcode
+        if code != _LOST_EXIT_CODE or reported:
+            return code, ""
+        # multiprocessing's 255 for a pipe that closed with no code on it: the
+        # forkserver is gone (killed), the child's own record is all there is.
+        own = int(self._exit_code.value)
+        return (None, FORKSERVER_GONE) if own == _NO_EXIT_CODE else (own, "")
 
     def is_alive(self) -> bool:
         """True while the child runs (any thread)."""
         return self.process is not None and not self._ended(0)
 
     def _ended(self, timeout: float | None) -> bool:
-        # The sentinel turns readable when the child ends; waiting on it reads nothing.
-        return bool(wait_for_objects([self.process.sentinel], timeout))
+        # Waiting on the handle reads nothing off it.
+        return bool(wait_for_objects([self._handle()], timeout))
 
     def terminate(self) -> None:
         """SIGTERM the child."""
-        if self.is_alive():
-            self.process.terminate()
+        self._signal(signal.SIGTERM)
 
     def kill(self) -> None:
         """SIGKILL the child."""
-        if self.is_alive():
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:  # it has exited already
+                pass
+        elif self.is_alive() and sig == signal.SIGKILL:
             self.process.kill()
+        elif self.is_alive():
+            self.process.terminate()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the child to end; True if it has (any thread)."""
         if self.process is None:
             return True
         return self._ended(timeout)
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd of ``pid``, or None: no pidfds here, or the process is gone already."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _unread(fd: int) -> int:
+    """How many bytes wait in the pipe ``fd`` (FIONREAD: nothing is read)."""
+    count: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+    return count
 
 
 class ThreadRunner:
