@@ -148,9 +148,12 @@ class Monitor(Actor):
             log.error("monitor %s: a worker failed to start: %s", self.name, exc)
             self.extra["last_spawn_error"] = f"{type(exc).__name__}: {exc}"
             self._starting.discard(aid)
-            if aid not in self.managed_actors:
-                self._free_slot(aid)
-            # else its name is taken until it has ended: worker_ended frees the slot.
+            if aid in self.managed_actors or aid in self.terminated_actors:
+                # It was registered: its end (now or later) counts the restart,
+                # frees the slot and refills it (worker_ended). Its name stays
+                # taken until then.
+                return
+            self._free_slot(aid)
             if self._count_restart():
                 self._maintain()
             return
