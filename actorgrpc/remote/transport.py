@@ -8,9 +8,12 @@ in one process wake each other on every event. Actors on other threads
 loops. It implements the core's ``Transport`` interface.
 
 Routing: an ActorProxy names an address, so envelopes go straight to it; a bare
-aid or name is resolved by the arbiter, which holds the tree. In a child
-process such envelopes travel to the arbiter, which forwards them, so a
-sender's order is kept whatever it names its target by.
+aid or name is resolved by the arbiter, which holds the tree. In the arbiter's
+process that is a call (``resolver``); in a child process the name is looked up
+once with the Supervisor service and remembered (``remote.names``), and its
+envelopes then go straight to the address found, on the same stream as the
+proxy's, so a sender's order to one actor is kept whatever it names it by.
+Names the arbiter does not know travel to it, and it answers for them.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from actorgrpc.remote.envelopes import (
     error_from_pb,
     make_error_reply,
 )
+from actorgrpc.remote.names import Names, not_here
 from actorgrpc.remote.security import auth_metadata
 from actorgrpc.remote.supervisor_client import SupervisorClient
 
@@ -115,6 +119,8 @@ class Transport:
         self._ids = itertools.count(1)
         self._connections: dict[Address, Connection] = {}
         self._supervisor_client: SupervisorClient | None = None
+        # Names resolved to proxies, where the arbiter is another process.
+        self._names = Names(self)
         # Senders' references in wire form, made once per actor that sends remotely.
         self._refs: dict[str, tuple[ActorProxy, value_pb2.ActorRef]] = {}
         self.server_outboxes: set[Outbox] = set()
@@ -327,6 +333,9 @@ class Transport:
                     make_error_reply(env.id, ActorNotAvailable(f"actor {dest.aid} is not running"))
                 )
                 return None
+            if self._names.holding:  # behind a name's lookup, in order
+                self._names.hold(env, dest, on_reply)
+                return None
             return self.send_remote(dest.address, env, on_reply)
         actor = self.registry.local(dest)
         if actor is not None:
@@ -339,7 +348,7 @@ class Transport:
                 return None
             return self.send_remote(proxy.address, env, on_reply)
         if self.arbiter_address is not None:
-            return self.send_remote(self.arbiter_address, env, on_reply)
+            return self._names.route(env, dest, on_reply)
         reply(make_error_reply(env.id, ActorNotFound(f"no actor {short(dest)} here")))
         return None
 
@@ -369,6 +378,8 @@ class Transport:
         """Forget a closed connection; the next send opens a new one."""
         if self._connections.get(conn.peer) is conn:
             del self._connections[conn.peer]
+        # Its actors may be gone: names found there are looked up again.
+        self._names.forget_address(conn.peer)
         if broken:
             self.on_connection_lost(conn.peer)
 
@@ -418,11 +429,7 @@ class Transport:
                 reply(answer)
 
             return self.route(forwarded, target, None if env.no_reply else back)
-        reply(
-            make_error_reply(
-                env.id, ActorNotFound(f"no actor {short(target)} at {self.address_text}")
-            )
-        )
+        reply(make_error_reply(env.id, not_here(target, self.address_text)))
         return None
 
     # -- the supervisor ---------------------------------------------------
