@@ -210,6 +210,7 @@ class Arbiter(ArbiterBase):
             thread is not None
             and thread is not threading.current_thread()
             and not self._transport.in_io_thread()
+            and not self.on_command_loop()  # the arbiter's end waits for that thread
         ):
             thread.join()
 
