@@ -33,6 +33,7 @@ __all__ = [
     "SPAWN_TIMEOUT",
     "Actor",
     "Request",
+    "act_as",
     "check_spawn_params",
     "get_actor",
     "new_aid",
@@ -132,6 +133,15 @@ def set_system_figures(figures: Callable[[], dict[str, Any]]) -> None:
 def get_actor() -> Actor | None:
     """The actor controlling the current thread, or None."""
     return getattr(_current, "actor", None)
+
+
+def act_as(actor: Actor | None) -> None:
+    """Make ``get_actor()`` answer ``actor`` in this thread (None: no actor).
+
+    For a thread that runs an actor's commands off the actor's own loop (the
+    arbiter's command loop); on its own loop an actor sets it itself.
+    """
+    _current.actor = actor
 
 
 def new_aid() -> str:
@@ -394,6 +404,20 @@ class Actor:
         self._commands_handled += 1
         if self._sleeping:
             self._wake_periodic()
+        self._execute(env, reply, caller, self._tasks)
+
+    def _execute(
+        self,
+        env: Envelope,
+        reply: ReplyCallback,
+        caller: ActorProxy | None,
+        tasks: set[asyncio.Task[Any]],
+    ) -> None:
+        """Run the command ``env`` asks for on the running loop; an async one joins ``tasks``.
+
+        ``_receive`` runs it on the actor's own loop, with the actor's tasks;
+        the arbiter runs users' commands on a loop of their own, with its tasks.
+        """
         allow = self._settings.allow_pickle
         try:
             cmd = get_command(env.action)
@@ -407,9 +431,9 @@ class Actor:
             return
         if type(result) not in _PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(_contained(result))
-            self._tasks.add(task)
+            tasks.add(task)
             self._update_gate()
-            task.add_done_callback(lambda t: self._finish(t, env.id, reply))
+            task.add_done_callback(lambda t: self._finish(t, env.id, reply, tasks))
         else:
             reply(self._reply(env.id, result, allow, self._settings.max_message_size))
 
@@ -448,8 +472,14 @@ class Actor:
                 error = ActorNotAvailable(f"actor {self.aid} {reason}")
                 item[1](self._codec.error_reply(item[0], error))
 
-    def _finish(self, task: asyncio.Task[Any], request_id: int, reply: ReplyCallback) -> None:
-        self._tasks.discard(task)
+    def _finish(
+        self,
+        task: asyncio.Task[Any],
+        request_id: int,
+        reply: ReplyCallback,
+        tasks: set[asyncio.Task[Any]],
+    ) -> None:
+        tasks.discard(task)
         self._update_gate()
         codec = self._codec
         if task.cancelled():

@@ -59,6 +59,23 @@ def arbiter(**params: Any) -> Arbiter:
     a new one), ``tls`` (``{'cert', 'key', 'ca', 'mutual'}``), ``insecure``
     (allow a non-loopback host without TLS), ``log_level``; others land in
     ``params``.
+
+    The arbiter's loop is this process's IO loop, which also runs its gRPC
+    server and channels: the standard commands that look after the tree
+    (``ping``, ``echo``, ``info``, ``notify``, ``stop``, ``spawn``,
+    ``kill_actor``) run there. Every other command sent to the arbiter, users'
+    own and ``run``, runs on its command loop: an event loop on a thread of
+    its own (``actorgrpc-arbiter-commands``, made on first need, ended with
+    the arbiter), started in the order they came, so that a slow one stalls
+    neither the server nor thread actors nor plain code's sends. There
+    ``get_actor()`` is the arbiter and ``send``/``spawn`` return awaitable
+    futures. The caller of a command still running when the arbiter stops gets
+    ActorNotAvailable; an async one is cancelled, a sync one is left to return
+    on its thread. The ``periodic_task`` hook runs on the command loop too
+    (a tick is skipped while the last one still runs); ``start`` and
+    ``stopping`` run on the IO loop (they begin and end the
+    tree's life and use its state): keep them from blocking, or hand slow
+    work to an actor.
     """
     global _arbiter
     if in_actor_process():
@@ -210,6 +227,7 @@ class Arbiter(ArbiterBase):
             thread is not None
             and thread is not threading.current_thread()
             and not self._transport.in_io_thread()
+            and not self.on_command_loop()  # the arbiter's end waits for that thread
         ):
             thread.join()
 

@@ -3,23 +3,39 @@
 ``ArbiterBase`` is everything the arbiter does as an actor; running it (its
 transport, its server, the foreground or background thread) is the hosting
 layer's ``actorgrpc.Arbiter``, which subclasses it.
+
+The arbiter's loop is its process's IO loop, which also owns the gRPC server
+and every channel: the commands that look after the tree run there
+(``IO_LOOP_COMMANDS``), every other one on the arbiter's command loop
+(``CommandLoop``), a loop of its own thread, where a slow or blocking command
+stalls nothing but the commands queued behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from actorgrpc.core.actor import SPAWN_TIMEOUT, Actor, check_spawn_params, new_aid
-from actorgrpc.core.commands import command_modules
+from actorgrpc.core import standard_commands
+from actorgrpc.core.actor import SPAWN_TIMEOUT, Actor, act_as, check_spawn_params, new_aid
+from actorgrpc.core.commands import command_modules, find_command
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.core.errors import ActorError, ActorNotFound, ActorTimeout, BadRequest, short
-from actorgrpc.core.futures import ActorFuture, new_future, running_loop
+from actorgrpc.core.errors import (
+    ActorError,
+    ActorNotAvailable,
+    ActorNotFound,
+    ActorTimeout,
+    BadRequest,
+    short,
+)
+from actorgrpc.core.futures import ActorFuture, new_future, running_loop, runs_here
+from actorgrpc.core.handoff import new_thread_loop, poster_for
 from actorgrpc.core.proxy import ActorProxy, format_address
 from actorgrpc.supervision.managed import ActorProxyMonitor
 from actorgrpc.supervision.pools import Monitor, MonitorRunner
@@ -28,16 +44,99 @@ from actorgrpc.supervision.runners import (
     ProcessRunner,
     Runner,
     ThreadRunner,
+    close_loop,
 )
 from actorgrpc.supervision.supervisor import LocalSupervisorClient, Supervisor
 
 if TYPE_CHECKING:
-    from actorgrpc.core._typing import Hook
+    from actorgrpc.core._typing import Envelope, Hook, ReplyCallback
     from actorgrpc.core.interfaces import Transport
 
-__all__ = ["ArbiterBase"]
+__all__ = ["COMMAND_THREAD_NAME", "IO_LOOP_COMMANDS", "ArbiterBase", "CommandLoop"]
 
 log = logging.getLogger("actorgrpc")
+_T = TypeVar("_T")
+
+#: The arbiter's commands that run on its IO loop: the standard ones that look
+#: after the tree. They are quick, and the state they read and change (the
+#: supervisor's records, names, monitors) lives on that loop. Every other
+#: command sent to the arbiter, users' own and ``run`` (it calls anything),
+#: runs on the arbiter's command loop, where a slow one stalls nobody else.
+IO_LOOP_COMMANDS = frozenset({"ping", "echo", "info", "notify", "stop", "spawn", "kill_actor"})
+# By function, not by name: a later @command of the same name replaces the
+# standard one (users' own code, which belongs on the command loop).
+_IO_LOOP_FUNCTIONS = frozenset(getattr(standard_commands, name) for name in IO_LOOP_COMMANDS)
+#: The name of the command loop's thread.
+COMMAND_THREAD_NAME = "actorgrpc-arbiter-commands"
+
+
+class CommandLoop:
+    """The arbiter's command loop: an event loop on a thread of its own.
+
+    Made on the IO loop (the arbiter's, on first need), and stopped there
+    (``stop``); ``post`` and ``submit`` from any thread. On its thread
+    ``get_actor()`` is the arbiter and the loop is the running one, so that a
+    command there sends and spawns as a thread actor's does.
+    """
+
+    def __init__(self, arbiter: ArbiterBase) -> None:
+        self.loop = new_thread_loop()
+        self._poster = poster_for(self.loop)
+        #: The tasks of async commands running here (this loop's alone).
+        self.tasks: set[asyncio.Task[Any]] = set()
+        #: Commands started here and not yet answered (changed on this loop only).
+        self.running = 0
+        # Set (on the IO loop) once the thread is done with its loop.
+        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._thread = threading.Thread(
+            target=self._main, args=(arbiter,), name=COMMAND_THREAD_NAME, daemon=True
+        )
+        self._thread.start()
+
+    def _main(self, arbiter: ArbiterBase) -> None:
+        loop, ended = self.loop, self._ended
+        runs_here(loop)  # this thread runs nothing but the command loop
+        act_as(arbiter)
+        try:
+            loop.run_forever()
+        finally:
+            close_loop(loop)  # cancels what still runs: those callers were told already
+            act_as(None)
+            runs_here(None)
+            try:
+                ended.get_loop().call_soon_threadsafe(_set_done, ended)
+            except RuntimeError:  # the IO loop is gone: nobody waits
+                pass
+
+    def post(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Run ``fn(*args)`` on the command loop, after what was posted before (any thread)."""
+        self._poster.post(fn, args)
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        """Run ``coro`` as a task of the command loop; a future of its result (any thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def stop(self, timeout: float) -> bool:
+        """Stop the loop (IO loop), cancelling what runs there; True once its thread has ended.
+
+        False if it still runs after ``timeout`` seconds: a sync command that
+        does not return holds it, and it is left to end when that returns.
+        """
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:
+            pass
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ended), timeout)
+        except TimeoutError:
+            return False
+        self._thread.join(1.0)  # it is past its last line
+        return True
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class ArbiterBase(Actor):
@@ -87,6 +186,10 @@ class ArbiterBase(Actor):
         self._escalating: set[str] = set()
         self.supervisor.on_stopping = self._stopping
         self.supervisor.on_unresponsive = self._unresponsive
+        # Made, and ended, on the IO loop (see IO_LOOP_COMMANDS).
+        self._commands: CommandLoop | None = None
+        self._commands_closed = False
+        self._tick: concurrent.futures.Future[None] | None = None
 
     def is_arbiter(self) -> bool:
         """True."""
@@ -125,6 +228,102 @@ class ArbiterBase(Actor):
         # Until the arbiter has closed: a frozen actor must not hold up its stop.
         if self.state < ACTOR_STATES.CLOSE and self._loop is not None:
             self._watch = self._loop.call_later(MONITOR_TASK_PERIOD / 10, self._watch_tree)
+
+    # -- the command loop ----------------------------------------------------------
+
+    def on_command_loop(self) -> bool:
+        """True when called by code running on the arbiter's command loop."""
+        commands = self._commands
+        return commands is not None and running_loop() is commands.loop
+
+    def _command_loop(self) -> CommandLoop | None:
+        """The command loop, made on first need (IO loop); None once the arbiter has ended."""
+        if self._commands_closed:
+            return None
+        if self._commands is None:
+            self._commands = CommandLoop(self)
+        return self._commands
+
+    def _receive(self, env: Envelope, reply: ReplyCallback, caller: ActorProxy | None) -> None:
+        """Run a command of IO_LOOP_COMMANDS here; hand any other to the command loop."""
+        cmd = find_command(env.action)
+        if cmd is None or cmd.fn in _IO_LOOP_FUNCTIONS:
+            super()._receive(env, reply, caller)  # an unknown one fails here, at once
+            return
+        self._commands_handled += 1
+        commands = self._command_loop()
+        if commands is not None:
+            # Tracked: failed, not lost, if the arbiter ends before it replies;
+            # and counted by the gate, which then bounds the command loop's
+            # queue (a local sender's request, tracked by deliver already,
+            # counts twice: the gate closes early, never late).
+            tracked = self._track(env, reply)
+            try:
+                commands.post(self._run_on_command_loop, (commands, env, tracked, caller))
+                return
+            except RuntimeError:
+                pass
+        reply(self._codec.error_reply(env.id, ActorNotAvailable(f"actor {self.aid} has ended")))
+
+    def _run_on_command_loop(
+        self,
+        commands: CommandLoop,
+        env: Envelope,
+        reply: ReplyCallback,
+        caller: ActorProxy | None,
+    ) -> None:
+        def answer(out: Envelope) -> None:
+            commands.running -= 1
+            reply(out)
+
+        commands.running += 1
+        self._execute(env, answer, caller, commands.tasks)
+
+    async def _on_io_loop(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Await ``coro`` run on the IO loop, where the tree's state lives (command loop)."""
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(coro, self._transport.loop)
+        )
+
+    async def _periodic_task(self) -> None:
+        # The hook runs on the command loop too, one tick at a time: while one
+        # still runs the next is skipped, so that ticks do not pile up behind
+        # a slow one. The arbiter reports to nobody: no notify follows.
+        if "periodic_task" not in self._hooks:
+            return
+        tick = self._tick
+        commands = self._command_loop()
+        if commands is None or (tick is not None and not tick.done()):
+            return
+        self._tick = tick = commands.submit(self._periodic_hook())
+        await asyncio.wrap_future(tick)
+
+    async def _periodic_hook(self) -> None:
+        try:
+            await self._call_hook("periodic_task")
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # SystemExit too: it must not end the command loop
+            log.exception("arbiter: periodic_task hook failed")
+
+    async def main(self) -> None:
+        """The arbiter's life on the IO loop (see Actor.main); its command loop ends with it."""
+        try:
+            await super().main()
+        finally:
+            await self._end_commands()
+
+    async def _end_commands(self) -> None:
+        """Fail the requests waiting on the arbiter, then stop its command loop."""
+        self._commands_closed = True
+        self.fail_pending("stopped before it replied")
+        commands = self._commands
+        if commands is not None and not await commands.stop(ACTOR_ACTION_TIMEOUT):
+            log.warning(
+                "arbiter: a command still blocks its command loop %ss after the stop; "
+                "its thread is left to end when the command returns",
+                ACTOR_ACTION_TIMEOUT,
+            )
 
     async def _shutdown(self) -> None:
         try:
@@ -168,6 +367,8 @@ class ArbiterBase(Actor):
 
     async def spawn_here(self, **params: Any) -> ActorProxy:
         """Spawn an actor from the IO loop; its proxy once it runs."""
+        if self.on_command_loop():
+            return await self._on_io_loop(self.spawn_here(**params))
         if self.after_run():
             raise ActorError("the arbiter is stopping: no new actors")
         params = check_spawn_params(params)
@@ -298,6 +499,8 @@ class ArbiterBase(Actor):
         ``'killed <aid>'`` once it has ended (pulsar's answer), None if it would
         not die; ActorNotFound when the tree has no such actor.
         """
+        if self.on_command_loop():
+            return await self._on_io_loop(self.kill_actor(aid))
         managed = self.supervisor.managed
         entry = managed.get(aid) or managed.get(self.supervisor.names.get(aid, ""))
         if entry is None:
@@ -365,8 +568,16 @@ class ArbiterBase(Actor):
         return sup.managed.get(aid) or sup.managed.get(sup.names.get(aid, ""))
 
     def info(self) -> dict[str, Any]:
-        """The arbiter's info, with every live actor's latest info and the dead."""
+        """The arbiter's info, with every live actor's latest info and the dead.
+
+        Its ``events`` count the commands on its command loop too.
+        """
         out = super().info()
+        commands = self._commands
+        if commands is not None:
+            events = out["events"]
+            events["tasks"] += len(commands.tasks)
+            events["commands_in_progress"] += commands.running
         out["actors"] = self.supervisor.actors_info()
         out["monitors"] = self.monitors_info()
         out["terminated"] = dict(self.supervisor.terminated)

@@ -49,6 +49,7 @@ __all__ = [
     "ProcessRunner",
     "Runner",
     "ThreadRunner",
+    "close_loop",
 ]
 
 log = logging.getLogger("actorgrpc")
@@ -339,7 +340,7 @@ class ThreadRunner:
             code, how = 1, f"failed: {exc!r}"
         finally:
             self._transport.registry.unregister(actor)
-            _close_loop(loop)
+            close_loop(loop)
             runs_here(None)
             actor.fail_pending("stopped before it replied")
             if self._on_exit is not None:
@@ -377,7 +378,8 @@ class ThreadRunner:
         return not self._thread.is_alive()
 
 
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs on a stopped thread loop (waiting up to 1 s), then close it."""
     try:
         tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for t in tasks:
