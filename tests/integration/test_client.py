@@ -30,6 +30,7 @@ from actorgrpc import (
     ActorProxy,
     Client,
     PermissionDenied,
+    arbiter,
     connect,
     send,
     spawn,
@@ -332,3 +333,29 @@ def test_no_secret_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACTORGRPC_SECRET")
     with pytest.raises(ValueError, match="ACTORGRPC_SECRET"):
         connect("127.0.0.1:1")
+
+
+# -- async with arbiter() ------------------------------------------------------------
+
+
+def test_async_with_arbiter() -> None:
+    async def main() -> None:
+        arb = arbiter()
+        seen: list[bool] = []
+
+        async def look() -> None:
+            seen.append(arb.running)
+
+        looked = asyncio.create_task(look())
+        async with arb:
+            await looked
+            assert seen == [False]  # it ran while the arbiter started
+            assert arb.running
+            helper = await spawn(concurrency="thread")
+            assert await send(helper, "echo", "in a coroutine") == "in a coroutine"
+            worker = await spawn()
+            assert await send(worker, "ping") == "pong"
+        assert arb.finished
+
+    asyncio.run(main())
+    assert not [t for t in threading.enumerate() if t.name == "actorgrpc-arbiter"]
