@@ -15,7 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -124,6 +125,33 @@ def no_process_left_behind(tree: Tree) -> Iterator[None]:
     )
 
 
+class Meanwhile:
+    """Sees whether the running loop runs while ``async with`` enters.
+
+    The loop's default executor gets one worker, held until a task of the
+    loop has read ``probe()``: an entry that runs in a thread (to_thread) can
+    only start after that, one that blocks the loop is done before it.
+    """
+
+    def __init__(self, probe: Callable[[], bool]) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        self._gate = threading.Event()
+        self._held = loop.run_in_executor(None, self._gate.wait, T)
+        #: What ``probe()`` answered when the task ran.
+        self.seen: list[bool] = []
+        self._task = asyncio.create_task(self._look(probe))
+
+    async def _look(self, probe: Callable[[], bool]) -> None:
+        self.seen.append(probe())
+        self._gate.set()
+
+    async def done(self) -> list[bool]:
+        await self._task
+        await self._held
+        return self.seen
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,22 +210,19 @@ def test_send_spawn_info_and_actors(tree: Tree) -> None:
 
 def test_async_with(tree: Tree) -> None:
     async def main() -> None:
-        seen: list[bool] = []
         client = connect(tree.address, secret=TREE_SECRET)
 
-        async def look() -> None:
+        def is_open() -> bool:
             try:
                 client.send("arbiter", "ping")
             except RuntimeError:  # not open yet
-                seen.append(False)
-            else:
-                seen.append(True)
+                return False
+            return True
 
-        looked = asyncio.create_task(look())
+        meanwhile = Meanwhile(is_open)
         async with client as c:
-            # The task ran while the client connected: entering did not block the loop.
-            await looked
-            assert seen == [False]
+            # The loop ran while the client connected: entering did not block it.
+            assert await meanwhile.done() == [False]
             fut = c.send("arbiter", "ping")
             assert isinstance(fut, asyncio.Future)  # of this loop, to await
             assert await fut == "pong"
@@ -341,15 +366,9 @@ def test_no_secret_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_async_with_arbiter() -> None:
     async def main() -> None:
         arb = arbiter()
-        seen: list[bool] = []
-
-        async def look() -> None:
-            seen.append(arb.running)
-
-        looked = asyncio.create_task(look())
+        meanwhile = Meanwhile(lambda: arb.running)
         async with arb:
-            await looked
-            assert seen == [False]  # it ran while the arbiter started
+            assert await meanwhile.done() == [False]  # the loop ran while it started
             assert arb.running
             helper = await spawn(concurrency="thread")
             assert await send(helper, "echo", "in a coroutine") == "in a coroutine"
