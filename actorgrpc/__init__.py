@@ -10,6 +10,8 @@ gRPC, and grpcurl, can talk to the tree::
     with arbiter() as arb:
         proxy = spawn(name='worker').result(10)
         assert send(proxy, 'ping').result(5) == 'pong'
+
+Another process reaches a running tree with ``connect(address, secret=...)``.
 """
 
 # The layers, bottom up (docs/architecture.md): core/ (actors, no wire),
@@ -40,6 +42,8 @@ from actorgrpc.core.futures import ActorFuture as ActorFuture
 from actorgrpc.core.proxy import ActorProxy as ActorProxy
 from actorgrpc.hosting.arbiter import Arbiter as Arbiter
 from actorgrpc.hosting.arbiter import arbiter as arbiter
+from actorgrpc.hosting.client import Client as Client
+from actorgrpc.hosting.client import connect as connect
 from actorgrpc.supervision.managed import ActorProxyMonitor as ActorProxyMonitor
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "ActorTimeout",
     "Arbiter",
     "BadRequest",
+    "Client",
     "CommandError",
     "CommandNotFound",
     "PermissionDenied",
@@ -63,6 +68,7 @@ __all__ = [
     "ResourceExhausted",
     "arbiter",
     "command",
+    "connect",
     "get_actor",
     "send",
     "spawn",

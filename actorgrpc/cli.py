@@ -8,12 +8,15 @@
     actorgrpc send ADDRESS TARGET ACTION [JSON ...] [--kw KEY=JSON ...]
     actorgrpc ping ADDRESS [TARGET]
 
-Everything but ``run`` is an outside client of the tree: a plain synchronous
-gRPC channel and the generated stubs, like any other language would use.
-Values are decoded with pickle off and printed as JSON (bytes as base64 text,
-actor references as ``{aid, name, address}``, tuples as lists, a pickled
-value as ``{"$pickled": type name}``, NaN and infinities as strings, as in
-proto3's JSON).
+Everything but ``run`` is an outside client of the tree. ``ping`` and ``ps``
+go through ``actorgrpc.connect()``. ``send`` and ``info`` print values as the
+wire carries them, a pickled value as its type name, which a Client (it
+unpickles or refuses) cannot give: they call Mailbox.Send and Supervisor.Info
+on a plain synchronous gRPC channel, as any other language would. Values are
+decoded with pickle off and printed as JSON (bytes as base64 text, actor
+references as ``{aid, name, address}``, tuples as lists, a pickled value as
+``{"$pickled": type name}``, NaN and infinities as strings, as in proto3's
+JSON).
 
 Exit codes: 0 success, 1 the tree answered with an error or could not be
 reached, 2 bad usage (including a malformed address or an argument that is
@@ -37,11 +40,20 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 
 from actorgrpc.core.consts import ACTOR_STATES
-from actorgrpc.core.errors import ActorError
+from actorgrpc.core.errors import (
+    ActorError,
+    ActorNotFound,
+    ActorTimeout,
+    CommandError,
+    CommandNotFound,
+    describe,
+)
 from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
+from actorgrpc.hosting.client import Client, client_tls, connect, summary_dict, unavailable_error
 from actorgrpc.remote import wire
+from actorgrpc.remote.envelopes import error_from_pb
 from actorgrpc.remote.security import SECRET_ENV, TLSConfig, auth_metadata
-from actorgrpc.remote.status import ERROR_METADATA_KEY
+from actorgrpc.remote.status import ERROR_METADATA_KEY, STATUS_BY_CODE
 from actorgrpc.v1 import (
     mailbox_pb2,
     mailbox_pb2_grpc,
@@ -51,6 +63,7 @@ from actorgrpc.v1 import (
 )
 
 if TYPE_CHECKING:
+    from actorgrpc.core.futures import ActorFuture
     from actorgrpc.hosting.arbiter import Arbiter
 
 __all__ = ["CliError", "main"]
@@ -58,7 +71,6 @@ __all__ = ["CliError", "main"]
 PROG = "actorgrpc"
 #: Default seconds to wait for an answer.
 DEFAULT_TIMEOUT = 10.0
-_C = mailbox_pb2.ErrorCode
 
 
 class CliError(Exception):
@@ -172,8 +184,32 @@ def _remote_error(err: grpc.RpcError) -> mailbox_pb2.Error | None:
     return None
 
 
+def explain(exc: ActorError, target: str, action: str) -> CliError:
+    """Explain in one line the error a tree answered ``action`` on ``target`` with."""
+    doing = f"{action} on {target!r}" if target else action
+    if isinstance(exc, ActorNotFound):
+        return CliError(f"NOT_FOUND: {_one_line(str(exc))}")
+    if isinstance(exc, CommandNotFound):
+        return CliError(
+            f"UNIMPLEMENTED: actor {target!r} has no command {action!r} ({_one_line(str(exc))})"
+        )
+    if isinstance(exc, CommandError):
+        return CliError(
+            f"command {action!r} failed on {target!r}: "
+            f"{exc.remote_type}: {_one_line(exc.remote_message)}"
+        )
+    code, type_name, message, _tb = describe(exc)
+    status = STATUS_BY_CODE.get(code, grpc.StatusCode.UNKNOWN)
+    return CliError(f"{status.name}: {doing} failed: {type_name}: {_one_line(message)}")
+
+
 def rpc_error(
-    err: grpc.RpcError, address: str, timeout: float, target: str, action: str
+    err: grpc.RpcError,
+    address: str,
+    timeout: float,
+    target: str,
+    action: str,
+    tls: TLSConfig | None = None,
 ) -> CliError:
     """Explain a failed call in one line."""
     code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
@@ -181,20 +217,9 @@ def rpc_error(
     doing = f"{action} on {target!r}" if target else action
     remote = _remote_error(err)
     if remote is not None:
-        message = _one_line(remote.message)
-        if remote.code == _C.ERROR_CODE_NO_SUCH_ACTOR:
-            return CliError(f"NOT_FOUND: {message}")
-        if remote.code == _C.ERROR_CODE_UNKNOWN_COMMAND:
-            return CliError(
-                f"UNIMPLEMENTED: actor {target!r} has no command {action!r} ({message})"
-            )
-        if remote.code == _C.ERROR_CODE_COMMAND_FAILED:
-            return CliError(f"command {action!r} failed on {target!r}: {remote.type}: {message}")
-        return CliError(f"{code.name}: {doing} failed: {remote.type}: {message}")
+        return explain(error_from_pb(remote), target, action)
     if code == grpc.StatusCode.UNAVAILABLE:
-        return CliError(
-            f"cannot reach {address}: is an actorgrpc node listening there? ({details})"
-        )
+        return CliError(str(unavailable_error(address, details, tls)))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return CliError(f"{doing}: no answer from {address} within {timeout:g}s")
     if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -202,37 +227,46 @@ def rpc_error(
     return CliError(f"{code.name}: {doing} failed: {details}")
 
 
-class Client:
-    """A synchronous outside client of one actorgrpc node."""
+def _wait(fut: ActorFuture[Any], args: argparse.Namespace, target: str, action: str) -> Any:
+    """The result of a Client's future, or the CliError that explains why none came.
 
-    def __init__(
-        self,
-        address: str,
-        timeout: float = DEFAULT_TIMEOUT,
-        secret: str | None = None,
-        tls: TLSConfig | None = None,
-        ca: bytes | None = None,
-    ) -> None:
-        self.address = parse_address_arg(address)
-        self.timeout = timeout
-        self._metadata = auth_metadata(secret) if secret else ()
-        if tls is not None:
-            creds = tls.channel_credentials()
-            self._channel = grpc.secure_channel(self.address, creds)
-        elif ca is not None:
-            self._channel = grpc.secure_channel(
-                self.address, grpc.ssl_channel_credentials(root_certificates=ca)
-            )
+    ``target`` is the actor asked to do ``action``; '' when no actor was (a
+    Supervisor call), whose errors the client words itself.
+    """
+    try:
+        return fut.result(args.timeout)
+    except ActorTimeout as exc:
+        if fut.done():  # the tree answered with a timeout of its own
+            raise explain(exc, target, action) from None
+        doing = f"{action} on {target!r}" if target else action
+        raise CliError(f"{doing}: no answer from {args.address} within {args.timeout:g}s") from None
+    except ActorError as exc:
+        if not target:
+            raise CliError(_one_line(str(exc))) from None
+        raise explain(exc, target, action) from None
+
+
+class _Channel:
+    """A plain synchronous channel to one node, for the calls that print values as they are."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.address = parse_address_arg(args.address)
+        self.timeout: float = args.timeout
+        self.tls = _client_tls(args)
+        self._metadata = auth_metadata(_secret(args))
+        if self.tls is not None:
+            self._channel = grpc.secure_channel(self.address, self.tls.channel_credentials())
         else:
             self._channel = grpc.insecure_channel(self.address)
-        self._mailbox = mailbox_pb2_grpc.MailboxStub(self._channel)
-        self._supervisor = supervisor_pb2_grpc.SupervisorStub(self._channel)
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> _Channel:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._channel.close()
+
+    def _failed(self, err: grpc.RpcError, target: str, action: str) -> CliError:
+        return rpc_error(err, self.address, self.timeout, target, action, self.tls)
 
     def send(
         self,
@@ -252,11 +286,11 @@ class Client:
             raise CliError(f"cannot send the arguments: {exc}", 2) from None
         doing = f"{action!r} on {target!r}"
         try:
-            reply = self._mailbox.Send(
+            reply = mailbox_pb2_grpc.MailboxStub(self._channel).Send(
                 envelope, timeout=self.timeout, wait_for_ready=False, metadata=self._metadata
             )
         except grpc.RpcError as err:
-            raise rpc_error(err, self.address, self.timeout, target, action) from None
+            raise self._failed(err, target, action) from None
         if reply.HasField("error"):  # a peer that answers OK with an error set
             e = reply.error
             raise CliError(f"{doing} failed: {e.type}: {_one_line(e.message)}")
@@ -268,37 +302,17 @@ class Client:
     def tree(self) -> supervisor_pb2.InfoResponse:
         """Supervisor.Info: the whole tree."""
         try:
-            return self._supervisor.Info(
+            return supervisor_pb2_grpc.SupervisorStub(self._channel).Info(
                 supervisor_pb2.InfoRequest(),
                 timeout=self.timeout,
                 wait_for_ready=False,
                 metadata=self._metadata,
             )
         except grpc.RpcError as err:
-            raise rpc_error(err, self.address, self.timeout, "", "Supervisor.Info") from None
+            raise self._failed(err, "", "Supervisor.Info") from None
 
 
 # -- subcommands ----------------------------------------------------------------
-
-
-def summary_dict(summary: supervisor_pb2.ActorSummary) -> dict[str, Any]:
-    """One ActorSummary as a plain dict, its info decoded."""
-    return {
-        "aid": summary.ref.aid,
-        "name": summary.ref.name,
-        "address": summary.ref.address,
-        "kind": summary.kind,
-        "language": summary.language,
-        "pid": summary.pid,
-        "state": summary.state,
-        "info_state": summary.info_state,
-        "uptime": summary.uptime,
-        "memory_rss": summary.memory_rss,
-        "commands_handled": summary.commands_handled,
-        "last_notified": summary.last_notified,
-        "supervisor": summary.supervisor,
-        "info": decode_value(summary.info) if summary.HasField("info") else None,
-    }
 
 
 def format_uptime(seconds: float) -> str:
@@ -343,23 +357,23 @@ PS_COLUMNS = (
 _RIGHT = {"PID", "UPTIME", "MEMORY", "COMMANDS"}
 
 
-def ps_table(tree: supervisor_pb2.InfoResponse) -> str:
-    """The tree as an aligned text table, one actor a line."""
+def ps_table(actors: Sequence[dict[str, Any]]) -> str:
+    """The tree (``Client.actors()``) as an aligned text table, one actor a line."""
     rows = [PS_COLUMNS]
-    for s in tree.actors:
-        state = s.info_state or ACTOR_STATES.DESCRIPTION.get(s.state, str(s.state))
+    for a in actors:
+        state = a["info_state"] or ACTOR_STATES.DESCRIPTION.get(a["state"], str(a["state"]))
         rows.append(
             (
-                s.ref.aid,
-                s.ref.name or "-",
-                s.kind or "-",
-                s.language or "-",
-                str(s.pid) if s.pid else "-",
+                a["aid"],
+                a["name"] or "-",
+                a["kind"] or "-",
+                a["language"] or "-",
+                str(a["pid"]) if a["pid"] else "-",
                 state,
-                s.ref.address or "-",
-                format_uptime(s.uptime),
-                format_memory(s.memory_rss),
-                str(s.commands_handled),
+                a["address"] or "-",
+                format_uptime(a["uptime"]),
+                format_memory(a["memory_rss"]),
+                str(a["commands_handled"]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(PS_COLUMNS))]
@@ -374,22 +388,30 @@ def ps_table(tree: supervisor_pb2.InfoResponse) -> str:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        tree = client.tree()
-    print(ps_table(tree))
+    with _connect(args) as client:
+        actors = _wait(client.actors(), args, "", "Supervisor.Info")
+    print(ps_table(actors))
     return 0
 
 
+#: Keys of ``summary_dict`` that ``info`` does not print: the proxy says again
+#: what aid, name and address say; nodes come with the cluster layer.
+_NOT_PRINTED = ("proxy", "node")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _Channel(args) as channel:
         if args.target is None:
-            tree = client.tree()
+            tree = channel.tree()
+            summaries = [summary_dict(s, decode_value) for s in tree.actors]
             out: Any = {
-                "actors": [summary_dict(s) for s in tree.actors],
+                "actors": [
+                    {k: v for k, v in s.items() if k not in _NOT_PRINTED} for s in summaries
+                ],
                 "terminated": decode_value(tree.terminated) if tree.HasField("terminated") else {},
             }
         else:
-            out = client.send(args.target, "info")
+            out = channel.send(args.target, "info")
     print(dump_json(out))
     return 0
 
@@ -397,15 +419,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     values = [parse_json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
     kwargs = dict(parse_kwarg(kw) for kw in args.kw)
-    with _client(args) as client:
-        result = client.send(args.target, args.action, values, kwargs)
+    with _Channel(args) as channel:
+        result = channel.send(args.target, args.action, values, kwargs)
     print(dump_json(result))
     return 0
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        result = client.send(args.target, "ping")
+    with _connect(args) as client:
+        result = _wait(client.send(args.target, "ping"), args, args.target, "ping")
     if result != "pong":
         raise CliError(f"{args.target!r} answered {result!r} to ping, not 'pong'")
     print(result)
@@ -511,16 +533,43 @@ def _tls_from(args: argparse.Namespace, mutual: bool = False) -> TLSConfig | Non
         raise CliError(str(exc), 2) from None
 
 
-def _client(args: argparse.Namespace) -> Client:
-    """The client the common options describe."""
-    ca = None
-    if args.cacert and not (args.cert or args.key):
-        try:
-            with open(args.cacert, "rb") as f:
-                ca = f.read()
-        except OSError as exc:
-            raise CliError(f"cannot read {args.cacert}: {exc.strerror}", 2) from None
-    return Client(args.address, args.timeout, args.secret, _tls_from(args), ca)
+def _secret(args: argparse.Namespace) -> str:
+    """The tree's secret the options (or the environment) give; every tree has one."""
+    if not args.secret:
+        raise CliError(
+            f"no secret: pass --secret or set ${SECRET_ENV} (`actorgrpc run` prints it)", 2
+        )
+    return str(args.secret)
+
+
+def _client_tls(args: argparse.Namespace) -> TLSConfig | None:
+    """The TLS the common options describe: --cacert alone, or with --cert and --key."""
+    if not (args.cacert or args.cert or args.key):
+        return None
+    given = {"ca": args.cacert, "cert": args.cert, "key": args.key}
+    try:
+        return client_tls({k: v for k, v in given.items() if v})
+    except (TypeError, ValueError) as exc:
+        raise CliError(str(exc), 2) from None
+
+
+def _connect(args: argparse.Namespace) -> Client:
+    """The open client of the tree the common options describe (pickle off)."""
+    address = parse_address_arg(args.address)
+    try:
+        client = connect(
+            address,
+            secret=_secret(args),
+            tls=_client_tls(args),
+            pickle=False,
+            timeout=args.timeout,
+        )
+    except (TypeError, ValueError) as exc:
+        raise CliError(str(exc), 2) from None
+    try:
+        return client.open()
+    except ActorError as exc:
+        raise CliError(_one_line(str(exc))) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ DOCUMENTED = {
     "ActorProxy",
     "ActorProxyMonitor",
     "Arbiter",
+    "Client",
     "Request",
     # errors
     "ActorError",
@@ -38,6 +39,7 @@ DOCUMENTED = {
     # functions
     "arbiter",
     "command",
+    "connect",
     "get_actor",
     "send",
     "spawn",

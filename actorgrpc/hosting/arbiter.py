@@ -50,6 +50,12 @@ def arbiter(**params: Any) -> Arbiter:
         with arbiter() as arb:
             proxy = spawn(name='worker').result(10)
 
+    or in the background of a coroutine, whose loop it does not block (it
+    starts and stops in a worker thread; futures are then awaitable)::
+
+        async with arbiter() as arb:
+            proxy = await spawn(name='worker')
+
     Parameters: ``host`` ('127.0.0.1') and ``port`` (0: a free one) to bind,
     hooks ``start``, ``stopping`` and ``periodic_task`` for the arbiter itself,
     ``name`` ('arbiter'), ``pickle`` (True: allow pickled values),
@@ -103,7 +109,8 @@ class Arbiter(ArbiterBase):
     """The root of a tree: it hosts the Supervisor service and spawns actors.
 
     Made by ``arbiter(**params)`` (see there for the parameters); run it with
-    ``start()`` in the foreground or ``with`` in the background.
+    ``start()`` in the foreground, or ``with`` (``async with`` in a coroutine)
+    in the background.
     """
 
     def __init__(
@@ -218,6 +225,19 @@ class Arbiter(ArbiterBase):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    async def __aenter__(self) -> Arbiter:
+        # Starting waits for the server: in a thread, so the caller's loop runs on.
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Stopping waits for every actor to end: in a thread too.
+        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
 
     def stop(self, exc: BaseException | None = None, exit_code: int | None = None) -> None:
         """Stop every actor, then the arbiter; from plain code, wait until done."""

@@ -24,7 +24,7 @@ import pytest
 
 from actorgrpc import Arbiter, send, spawn
 from actorgrpc.core.proxy import format_address
-from actorgrpc.testing import wait_for
+from actorgrpc.testing import running_arbiter, wait_for
 
 TESTS = Path(__file__).resolve().parent
 #: Generous: two cores shared with other test runs.
@@ -265,6 +265,29 @@ def test_errors(arb: Arbiter) -> None:
     assert "--kw message is not valid JSON" in fails(
         "send", addr, "arbiter", "echo", "--kw", "message={", code=2
     )
+
+
+def test_a_wrong_secret(arb: Arbiter) -> None:
+    wrong = ("--secret", "not-the-secret-0123456789")
+    line = fails("ping", format_address(arb.address), *wrong, code=1)
+    assert "refused this client: wrong secret" in line, line
+
+
+def test_a_tls_tree_says_it_speaks_tls(mutual_tls: dict[str, Any]) -> None:
+    ca, cert, key = (str(mutual_tls[k]) for k in ("ca", "cert", "key"))
+    with running_arbiter(tls=mutual_tls) as arb:
+        addr = format_address(arb.address)
+        # ping goes through connect(), send and info through a channel of their own.
+        for args in (("ping", addr), ("send", addr, "arbiter", "ping")):
+            line = fails(*args, code=1)
+            assert "speaks mutual TLS and this client does not" in line, line
+        line = fails("info", addr, "--cacert", ca, code=1)
+        assert "asks for a client certificate" in line, line
+        assert ok("ping", addr, "--cacert", ca, "--cert", cert, "--key", key) == "pong\n"
+    with running_arbiter(tls={**mutual_tls, "mutual": False}) as arb:
+        addr = format_address(arb.address)
+        assert "speaks TLS and this client does not" in fails("ps", addr, code=1)
+        assert ok_json("send", addr, "arbiter", "echo", '"tls"', "--cacert", ca) == "tls"
 
 
 # -- actorgrpc run -------------------------------------------------------------------
