@@ -10,7 +10,7 @@ plain data (``Handshake``, ``Welcome``, ``Notice``), not protobuf.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -55,6 +55,14 @@ class Codec(Protocol):
 
     def pack_info(self, info: dict[str, Any], allow_pickle: bool) -> Mapping[str, Any]:
         """A copy of an actor's ``info()`` to send its supervisor; raises if unencodable."""
+        ...
+
+    def gather(self, request_id: int, replies: Sequence[Envelope], limit: int) -> Envelope:
+        """One reply: the list of the ``replies``' results, or the first of them that is an error.
+
+        The results are not decoded (a pool's broadcast); an error reply too if
+        the list is bigger than ``limit`` bytes.
+        """
         ...
 
 
@@ -119,6 +127,23 @@ class Transport(Protocol):
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` soon on the IO loop, from any thread."""
+        ...
+
+    def forward(
+        self,
+        env: Envelope,
+        dest: ActorProxy,
+        on_reply: Callable[[Envelope, bool], None] | None,
+        caller: ActorProxy | None = None,
+    ) -> None:
+        """Send the request ``env``, as it came, on to ``dest`` (IO loop only; a pool's routing).
+
+        ``env`` is left as it was, to be forwarded again. ``on_reply(reply,
+        lost)`` is called on the IO loop, the reply under ``env``'s id; ``lost``
+        is True when ``dest`` did not answer (the way to it broke, or it had
+        gone): the request may have run there or not. ``caller`` names the
+        sender when ``env`` does not (a local sender's proxy).
+        """
         ...
 
     def connect(self, address: Address) -> object:

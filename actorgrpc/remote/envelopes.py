@@ -9,7 +9,7 @@ actor's info as its notify carries it, read only when someone asks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from actorgrpc.core.errors import ActorError, ResourceExhausted, describe, rebuild
@@ -30,6 +30,7 @@ __all__ = [
     "error_from_pb",
     "error_to_pb",
     "expand",
+    "gather_replies",
     "make_error_reply",
     "make_reply",
 ]
@@ -176,6 +177,29 @@ def _pack_info(info: dict[str, Any], allow_pickle: bool) -> EncodedInfo:
     return EncodedInfo(wire.encode(info, allow_pickle=allow_pickle))
 
 
+def gather_replies(
+    request_id: int, replies: Sequence[mailbox_pb2.Envelope], limit: int
+) -> mailbox_pb2.Envelope:
+    """One reply whose result lists the ``replies``' results, copied, not decoded.
+
+    The first error among them is the reply instead; so is a list too deep
+    for a peer to read or bigger than ``limit`` bytes.
+    """
+    out = Envelope(id=request_id, kind=REPLY)
+    items = out.result.list_value
+    items.SetInParent()  # an empty list is still a list
+    for reply in replies:
+        if reply.HasField("error"):
+            return Envelope(id=request_id, kind=REPLY, error=reply.error)
+        items.items.add().CopyFrom(reply.result)
+    try:
+        wire.check_depth(out.result)
+        check_size(out, limit, "the gathered reply")
+    except ActorError as exc:
+        return make_error_reply(request_id, exc)
+    return out
+
+
 class EnvelopeCodec:
     """The core's codec (``actorgrpc.core.interfaces.Codec``) for ``actorgrpc.v1`` envelopes."""
 
@@ -185,6 +209,7 @@ class EnvelopeCodec:
     reply = staticmethod(make_reply)
     error_reply = staticmethod(make_error_reply)
     pack_info = staticmethod(_pack_info)
+    gather = staticmethod(gather_replies)
 
 
 #: The one codec every transport uses.

@@ -352,6 +352,55 @@ class Transport:
         reply(make_error_reply(env.id, ActorNotFound(f"no actor {short(dest)} here")))
         return None
 
+    def forward(
+        self,
+        env: mailbox_pb2.Envelope,
+        dest: ActorProxy,
+        on_reply: Callable[[mailbox_pb2.Envelope, bool], None] | None,
+        caller: ActorProxy | None = None,
+    ) -> None:
+        """Send the request ``env``, as it came, on to ``dest`` (IO loop only; a pool's routing).
+
+        A copy travels, addressed to ``dest`` under an id of this transport's
+        (ids are per stream); ``env`` is left as it was, to be forwarded again.
+        ``on_reply(reply, lost)`` runs on the IO loop with the reply under
+        ``env``'s id; ``lost`` is True when ``dest`` did not answer: the way
+        to it broke or it had gone, and the request may have run there or not.
+        """
+        forwarded = Envelope()
+        forwarded.CopyFrom(env)
+        forwarded.id = next(self._ids)
+        forwarded.target = dest.aid
+        if caller is not None and not env.HasField("sender"):
+            forwarded.sender.CopyFrom(wire.ref_from_proxy(caller))
+        if on_reply is None:
+            forwarded.no_reply = True
+            self.route(forwarded, dest, None)
+            return
+        original, aid = env.id, dest.aid
+        local = self._actors.get(aid)
+        conn = (
+            self.connect(dest.address) if local is None and dest.address != self.address else None
+        )
+        gone = f"no actor {short(aid)} at "  # dispatch's answer where dest no longer is
+
+        def back(answer: mailbox_pb2.Envelope) -> None:
+            lost = False
+            if answer.HasField("error"):
+                code = answer.error.code
+                if code == ActorNotAvailable.code:
+                    # Made here, not by dest, when its stream broke or it ended first.
+                    if conn is not None:
+                        lost = conn.closed
+                    else:
+                        lost = local is None or self._actors.get(aid) is not local
+                elif code == ActorNotFound.code:
+                    lost = answer.error.message.startswith(gone)
+            answer.id = original
+            on_reply(answer, lost)
+
+        self.route(forwarded, dest, self.on_io_loop(back))
+
     def _missing(self, target: str) -> ActorError:
         ended = self.obituary(target)
         if ended is not None:

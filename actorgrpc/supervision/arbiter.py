@@ -446,10 +446,13 @@ class ArbiterBase(Actor):
     def add_monitor(self, name: str, **params: Any) -> Monitor:
         """Add a monitor keeping a pool of workers; returns the Monitor (running).
 
-        Parameters: ``num_workers`` (1), ``max_restarts`` (10) and
-        ``restart_window`` (60 s); the rest are the workers' spawn parameters
-        (``concurrency``, hooks, ``actor_class``, params). ``monitor.wait_ready(t)``
-        waits until the pool is full.
+        Parameters: ``num_workers`` (1), ``max_restarts`` (10),
+        ``restart_window`` (60 s), ``routing`` (``'round_robin'``,
+        ``'least_busy'`` or ``'broadcast'``: how a command sent to the monitor's
+        name picks its worker) and ``retries`` (0: how often a request whose
+        worker died first is re-sent); the rest are the workers' spawn
+        parameters (``concurrency``, hooks, ``actor_class``, params).
+        ``monitor.wait_ready(t)`` waits until the pool is full.
         """
         # Its workers are named "<name>-<n>", and names are at most 128 characters.
         if not isinstance(name, str) or not name or len(name) > 120:

@@ -52,7 +52,13 @@ def runner_of(arb, monitor: Monitor) -> MonitorRunner:
 
 def test_pool_info_describes_the_pool(arb):
     mon = arb.add_monitor(
-        "pl-info", num_workers=3, concurrency="thread", max_restarts=3, restart_window=5
+        "pl-info",
+        num_workers=3,
+        concurrency="thread",
+        max_restarts=3,
+        restart_window=5,
+        routing="least_busy",
+        retries=2,
     )
     assert mon.wait_ready(SPAWN_T)
     assert len(running(mon)) == 3  # ready: every worker runs, none is still starting
@@ -64,11 +70,14 @@ def test_pool_info_describes_the_pool(arb):
         "max_restarts": 3,
         "restart_window": 5.0,
         "restarting": True,
+        "routing": "least_busy",
+        "retries": 2,
+        "resent": 0,
     }
     assert len(mon.pool_info()["workers"]) == 3
     assert type(mon.pool_info()["restart_window"]) is float
     assert arb.info()["monitors"]["pl-info"] == {"aid": mon.aid, **mon.pool_info()}
-    # The defaults: one process worker, ten restarts a minute.
+    # The defaults: one process worker, ten restarts a minute, round robin, no retries.
     empty = arb.add_monitor("pl-defaults", num_workers=0)
     assert empty.wait_ready(T)
     assert empty.pool_info() == {
@@ -79,6 +88,9 @@ def test_pool_info_describes_the_pool(arb):
         "max_restarts": 10,
         "restart_window": 60.0,
         "restarting": True,
+        "routing": "round_robin",
+        "retries": 0,
+        "resent": 0,
     }
 
 
@@ -201,7 +213,7 @@ def test_stopping_the_arbiter_stops_the_pool():
 
 @pytest.mark.xfail(
     reason="a monitor that stops leaves its workers running, with no pool to restart "
-    "them: Monitor has no _shutdown of its own, and nothing else stops them"
+    "them: Monitor's _shutdown does not stop them, and nothing else does"
 )
 def test_a_monitor_that_stops_stops_its_workers(arb):
     mon = arb.add_monitor("pl-alone", num_workers=2, concurrency="thread")
