@@ -22,12 +22,12 @@ The rules:
   right error (the obituary of an ended actor, say).
 - An entry is forgotten when the stream to its address goes (it breaks when
   the process there ends), and when a request sent by it is answered, by the
-  transport at that address, that no such actor is there (``not_here``): the
-  request reached no actor and ran nowhere, so it is resolved again and
-  re-sent, once. A name taken by a new actor after its owner's end is then
-  found where the new one lives. Only that answer, word for word, is taken
-  so: a command that itself fails with ActorNotFound has run, and must not
-  run twice.
+  transport at that address, that no such actor is there (``not_here``, whose
+  error says ``undelivered``): the request reached no actor and ran nowhere,
+  so it is resolved again and re-sent, once. A name taken by a new actor
+  after its owner's end is then found where the new one lives. A command that
+  itself fails with ActorNotFound has run: its error is not ``undelivered``,
+  and it is never re-sent.
 - At most ``MAX_NAMES`` entries: past them the cache starts again.
 
 IO loop only, as the transport's routing is.
@@ -40,8 +40,8 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from actorgrpc.core.errors import ActorNotAvailable, ActorNotFound, ErrorCode, short
-from actorgrpc.core.proxy import ActorProxy, format_address
+from actorgrpc.core.errors import ActorNotAvailable, ActorNotFound, short
+from actorgrpc.core.proxy import ActorProxy
 from actorgrpc.remote.envelopes import drop_reply, make_error_reply
 
 if TYPE_CHECKING:
@@ -60,15 +60,16 @@ LOOKUP_TIMEOUT = 2.0
 #: Entries kept before the cache starts again (actors come and go).
 MAX_NAMES = 4096
 
-_NO_SUCH_ACTOR = ErrorCode.ERROR_CODE_NO_SUCH_ACTOR
 
+def not_here(env_id: int, target: str, address_text: str) -> mailbox_pb2.Envelope:
+    """The reply of a transport to a request for ``target`` when no such actor is there.
 
-def not_here(target: str, address_text: str) -> ActorNotFound:
-    """The error a transport answers a request for ``target`` with when no such actor is there.
-
-    A request answered with it reached no actor: ``Names`` re-sends it.
+    It says ``undelivered``: the request reached no actor and ran nowhere, so
+    ``Names`` (and a monitor's forward) may re-send it.
     """
-    return ActorNotFound(f"no actor {short(target)} at {address_text}")
+    reply = make_error_reply(env_id, ActorNotFound(f"no actor {short(target)} at {address_text}"))
+    reply.error.undelivered = True
+    return reply
 
 
 class NamesOwner(Protocol):
@@ -158,16 +159,12 @@ class Names:
         """``on_reply``, unless the answer is that ``name`` is not at the proxy's address."""
 
         def checked(reply: mailbox_pb2.Envelope) -> None:
-            if reply.HasField("error") and reply.error.code == _NO_SUCH_ACTOR:
-                # Only the transport there says exactly this; a command that
-                # raised ActorNotFound ran, and must not run twice.
-                error = reply.error
-                expected = str(not_here(name, format_address(proxy.address)))
-                if error.message == expected and not error.traceback:
-                    if self._proxies.get(name) is proxy:
-                        del self._proxies[name]
-                    self._route(env, name, on_reply, False)
-                    return
+            if reply.HasField("error") and reply.error.undelivered:
+                # It ran nowhere: find where the name is now, and send it there once.
+                if self._proxies.get(name) is proxy:
+                    del self._proxies[name]
+                self._route(env, name, on_reply, False)
+                return
             on_reply(reply)
 
         return checked

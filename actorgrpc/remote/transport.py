@@ -382,7 +382,6 @@ class Transport:
         conn = (
             self.connect(dest.address) if local is None and dest.address != self.address else None
         )
-        gone = f"no actor {short(aid)} at "  # dispatch's answer where dest no longer is
 
         def back(answer: mailbox_pb2.Envelope) -> None:
             lost = False
@@ -394,8 +393,8 @@ class Transport:
                         lost = conn.closed
                     else:
                         lost = local is None or self._actors.get(aid) is not local
-                elif code == ActorNotFound.code:
-                    lost = answer.error.message.startswith(gone)
+                else:
+                    lost = answer.error.undelivered  # dest is no longer there
             answer.id = original
             on_reply(answer, lost)
 
@@ -478,7 +477,7 @@ class Transport:
                 reply(answer)
 
             return self.route(forwarded, target, None if env.no_reply else back)
-        reply(make_error_reply(env.id, not_here(target, self.address_text)))
+        reply(not_here(env.id, target, self.address_text))
         return None
 
     # -- the supervisor ---------------------------------------------------

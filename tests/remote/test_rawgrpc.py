@@ -11,7 +11,7 @@ from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc, supervisor_pb2, value_pb
 from conftest import SPAWN_T, T, ok_envelope
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from actorgrpc import ACTOR_STATES, BadRequest, command, spawn
+from actorgrpc import ACTOR_STATES, ActorNotFound, BadRequest, command, spawn
 from actorgrpc.core.proxy import format_address
 from actorgrpc.testing import authenticated_channel
 
@@ -146,6 +146,21 @@ def test_send_straight_to_a_process_actors_own_server(arb):
         # No target: the process's own actor.
         reply = ok_envelope(stub.Send(request("", "ping"), timeout=T))
         assert reply.result.string_value == "pong"
+        # A target not there: it reached no actor, and the error says so.
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Send(request("raw-elsewhere", "ping"), timeout=T)
+        error = trailer_error(info.value)
+        assert (error.code, error.undelivered) == (mailbox_pb2.ERROR_CODE_NO_SUCH_ACTOR, True)
+        # A command that raises ActorNotFound ran: not undelivered.
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Send(request("raw-direct", "raw_not_found"), timeout=T)
+        error = trailer_error(info.value)
+        assert (error.code, error.undelivered) == (mailbox_pb2.ERROR_CODE_NO_SUCH_ACTOR, False)
+
+
+@command()
+def raw_not_found(request) -> None:
+    raise ActorNotFound("no actor 'raw-elsewhere' here, says the command")
 
 
 def test_sender_reference_is_the_callers_and_a_malformed_one_is_refused_when_read(mailbox):

@@ -74,13 +74,15 @@ class Envelope(_message.Message):
     def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[EnvelopeKind, str]] = ..., sender: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., target: _Optional[str] = ..., action: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_value_pb2.Value, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, _value_pb2.Value]] = ..., no_reply: _Optional[bool] = ..., result: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
 
 class Error(_message.Message):
-    __slots__ = ("code", "type", "message", "traceback")
+    __slots__ = ("code", "type", "message", "traceback", "undelivered")
     CODE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    UNDELIVERED_FIELD_NUMBER: _ClassVar[int]
     code: ErrorCode
     type: str
     message: str
     traceback: str
-    def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+    undelivered: bool
+    def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., undelivered: _Optional[bool] = ...) -> None: ...
