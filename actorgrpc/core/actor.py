@@ -443,6 +443,7 @@ class Actor:
             if item is not None:
                 error = ActorNotAvailable(f"actor {self.aid} {reason}")
                 item[1](self._codec.error_reply(item[0], error))
+        self._update_gate()  # whoever waits for room finds it, and this end
 
     def _finish(self, task: asyncio.Task[Any], request_id: int, reply: ReplyCallback) -> None:
         self._tasks.discard(task)

@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from actorgrpc.core.errors import (
     ResourceExhausted,
     short,
 )
-from actorgrpc.core.flow import Gate
+from actorgrpc.core.flow import Gate, stayed_full
 from actorgrpc.core.futures import new_future, running_loop, runs_here
 from actorgrpc.core.handoff import poster_for
 from actorgrpc.core.interfaces import current_transport, set_current_transport
@@ -288,24 +289,38 @@ class Transport:
         known = refs[sender.aid] = (proxy, wire.ref_from_proxy(proxy))
         return known
 
-    def _wait_for_room(self, local: LocalActor | None, dest: ActorProxy | str, target: str) -> None:
-        """Block plain code while the way to ``dest`` is full (never called on the IO loop)."""
+    def _shut_gate(
+        self, local: LocalActor | None, dest: ActorProxy | str, target: str
+    ) -> Gate | None:
+        """The gate of the way to ``dest`` that is shut now, or None (any thread).
+
+        The way is the local actor's mailbox, or the stream to its process and
+        what that stream holds for ``target`` (see Connection.shut_gate).
+        """
         if local is not None:
             gate = local.gate
-        else:
-            conn = None
-            if isinstance(dest, ActorProxy):
-                conn = self._connections.get(dest.address)
-            elif self.resolver is None and self.arbiter_address is not None:
+            return gate if gate.shut and not local.on_own_loop() else None
+        conn = None
+        if isinstance(dest, ActorProxy):
+            conn = self._connections.get(dest.address)
+        elif self.resolver is None:
+            if self.arbiter_address is not None:
                 conn = self._connections.get(self.arbiter_address)
-            if conn is None:
-                return
-            gate = conn.gate
-        if gate.is_open():
-            return
-        if local is not None and local.on_own_loop():
-            return  # an actor writing to itself must not wait on itself
-        gate.wait_for_room(self.settings.send_wait, target)
+        elif (proxy := self.resolver(dest)) is not None:
+            conn = self._connections.get(proxy.address)
+        return None if conn is None else conn.shut_gate(target)
+
+    def _wait_for_room(self, local: LocalActor | None, dest: ActorProxy | str, target: str) -> None:
+        """Block plain code while the way to ``dest`` is full (never called on the IO loop)."""
+        gate = self._shut_gate(local, dest, target)
+        if gate is None:
+            return  # an actor writing to itself never waits on itself either
+        wait = self.settings.send_wait
+        deadline = time.monotonic() + wait
+        while gate is not None:
+            if not gate.wait(max(0.0, deadline - time.monotonic())):
+                raise stayed_full(target, wait)
+            gate = self._shut_gate(local, dest, target)
 
     # -- routing (IO loop) ------------------------------------------------
 
@@ -353,9 +368,7 @@ class Transport:
         self, address: Address, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
     ) -> Gate:
         """Send over the mailbox stream to ``address`` (opened on first use)."""
-        conn = self.connect(address)
-        conn.send(env, on_reply)
-        return conn.gate
+        return self.connect(address).send(env, on_reply)
 
     def connect(self, address: Address) -> Connection:
         """The mailbox stream to ``address``, opened if needed (IO loop only)."""
