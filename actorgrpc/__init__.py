@@ -21,6 +21,7 @@ from actorgrpc import arbiter as _arbiter_module  # noqa: F401  # before the fun
 from actorgrpc.core.actor import Actor as Actor
 from actorgrpc.core.actor import Request as Request
 from actorgrpc.core.actor import get_actor as get_actor
+from actorgrpc.core.actor import room as room
 from actorgrpc.core.actor import send as send
 from actorgrpc.core.actor import spawn as spawn
 from actorgrpc.core.commands import command as command
@@ -64,6 +65,7 @@ __all__ = [
     "arbiter",
     "command",
     "get_actor",
+    "room",
     "send",
     "spawn",
 ]

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actorgrpc import Request, command
+from actorgrpc import Request, command, room
 
 __all__ = [
     "flood",
@@ -142,6 +142,7 @@ async def flood(request: Request, target: Any, count: int, seconds: float) -> di
     await actor.send(target, "hits", reset=True)
     t0 = time.perf_counter()
     for _ in range(count):
+        await room(target)  # the way to it is bounded: wait while it is full
         actor.send(target, "hit")
     deadline = time.perf_counter() + seconds
     counted = await actor.send(target, "hits")

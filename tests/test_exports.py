@@ -39,6 +39,7 @@ DOCUMENTED = {
     "arbiter",
     "command",
     "get_actor",
+    "room",
     "send",
     "spawn",
 }

@@ -36,6 +36,7 @@ __all__ = [
     "check_spawn_params",
     "get_actor",
     "new_aid",
+    "room",
     "send",
     "set_system_figures",
     "spawn",
@@ -786,6 +787,25 @@ def send(target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> Ac
         send(proxy, 'ping').result(5)   # 'pong'
     """
     return _sender().send(target, action, *args, **kwargs)
+
+
+async def room(target: ActorProxy | str, timeout: float | None = None) -> None:
+    """Wait until ``target`` has room for more messages from this process.
+
+    A send inside an actor that runs on its process's IO loop (a process
+    actor, the arbiter) cannot block: while the way to a full target is
+    full, ``send`` raises ResourceExhausted at once. An async command waits
+    for room with this before it sends::
+
+        for item in items:
+            await room(target)
+            send(target, 'store', item)   # a command with ack=False
+
+    It returns at once while there is room, and raises ResourceExhausted
+    after ``timeout`` seconds (by default the tree's ``send_wait``, 30 s).
+    Plain code and thread actors need not: their ``send`` waits by itself.
+    """
+    await _sender().transport.room(target, timeout)
 
 
 def spawn(**kwargs: Any) -> ActorFuture[ActorProxy]:

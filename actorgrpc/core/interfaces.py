@@ -113,6 +113,10 @@ class Transport(Protocol):
         """Send ``action`` to ``target``; a future of the reply, or None without ack."""
         ...
 
+    async def room(self, target: ActorProxy | str, timeout: float | None = None) -> None:
+        """Wait until the way to ``target`` has room (ResourceExhausted after ``timeout``)."""
+        ...
+
     def in_io_thread(self) -> bool:
         """True on the IO loop's thread."""
         ...

@@ -237,7 +237,9 @@ class Transport:
         if args or kwargs or len(action) + len(target_id) > self._short:
             check_size(env, settings.max_message_size, "the message", action)
         on_io_thread = self.in_io_thread()
-        if not on_io_thread:
+        if on_io_thread:
+            self._check_room(local, dest, target_id, ack)
+        else:
             self._wait_for_room(local, dest, target_id)
         running = running_loop()
         on_reply: ReplyCallback | None = None
@@ -321,6 +323,50 @@ class Transport:
             if not gate.wait(max(0.0, deadline - time.monotonic())):
                 raise stayed_full(target, wait)
             gate = self._shut_gate(local, dest, target)
+
+    def _check_room(
+        self, local: LocalActor | None, dest: ActorProxy | str, target: str, ack: bool
+    ) -> None:
+        """Refuse a send on the IO loop while the way to ``dest`` is full.
+
+        The IO loop is what drains the way, so it must not block: a send with
+        no reply fails at once; one with a reply may queue up to twice the
+        limit, its future being the wait. Past that it fails too: memory
+        stays bounded whatever the sender does.
+        """
+        gate = self._shut_gate(local, dest, target)
+        if gate is None or (ack and gate.size < 2 * gate.limit):
+            return
+        raise ResourceExhausted(
+            f"the mailbox of {target} is full ({gate.size} messages wait): a sender "
+            "on the IO loop cannot wait for room; an async command can, with "
+            f"`await actorgrpc.room({target!r})` before it sends"
+        )
+
+    async def room(self, target: ActorProxy | str, timeout: float | None = None) -> None:
+        """Wait until the way to ``target`` has room; ResourceExhausted after ``timeout``.
+
+        ``timeout`` defaults to the tree's ``send_wait``. Any loop.
+        """
+        if isinstance(target, ActorProxy):
+            dest: ActorProxy | str = target
+            target_id = target.aid
+            local = self._actors.get(target_id)
+        else:
+            dest = target_id = target
+            local = self.registry.local(target)
+        gate = self._shut_gate(local, dest, target_id)
+        if gate is None:
+            return
+        wait = self.settings.send_wait if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while gate is not None:
+            try:
+                await asyncio.wait_for(gate.wait_async(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise stayed_full(target_id, wait) from None
+            gate = self._shut_gate(local, dest, target_id)
 
     # -- routing (IO loop) ------------------------------------------------
 

@@ -9,18 +9,21 @@ without the ``actorgrpc-flow`` metadata.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import psutil
 import pytest
 from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc
 from conftest import SPAWN_T, T, ok_envelope
 
-from actorgrpc import command, send, spawn
-from actorgrpc.testing import authenticated_channel, running_arbiter
+from actorgrpc import ResourceExhausted, command, room, send, spawn
+from actorgrpc.testing import authenticated_channel, running_arbiter, wait_for
 
 Envelope = mailbox_pb2.Envelope
 REQUEST = mailbox_pb2.ENVELOPE_KIND_REQUEST
@@ -28,6 +31,8 @@ BATCH = mailbox_pb2.ENVELOPE_KIND_BATCH
 FLOW = mailbox_pb2.ENVELOPE_KIND_FLOW
 FULL = mailbox_pb2.FLOW_STATE_FULL
 ROOM = mailbox_pb2.FLOW_STATE_ROOM
+#: Seconds within which a neighbour of a full actor must answer.
+PROMPT = 2.0
 #: What a server parks for one target on one stream (server.py's _Parking.cap).
 MAX_BATCH = 512
 
@@ -64,6 +69,105 @@ def flow_note(request, seq: int) -> int:
 @command()
 def flow_seen(request) -> list[int]:
     return request.actor.extra.get("seen", [])
+
+
+@command()
+async def flow_flood_then_ping(request, a, b, before: int, after: int) -> float:
+    """In a process actor: ``before`` no-acks to ``a``, a ping to ``b`` on the same
+    stream (its seconds are the answer), then ``after`` more to ``a``.
+
+    The ping's reply comes after the server's word that ``a`` is full, so the
+    ``after`` ones are held by this side until ``a`` has room again.
+    """
+    actor = request.actor
+    for seq in range(before):
+        await room(a)
+        actor.send(a, "flow_count", seq)
+    t0 = time.monotonic()
+    assert await asyncio.wait_for(actor.send(b, "ping"), PROMPT) == "pong"
+    took = time.monotonic() - t0
+    for seq in range(before, before + after):
+        await room(a)
+        actor.send(a, "flow_count", seq)
+    return took
+
+
+@command()
+async def flow_flood(request, target, n: int, wait: float | None) -> dict[str, Any]:
+    """In a process actor: send ``n`` no-acks to ``target``, until the way stays full.
+
+    ``wait`` None: a sync sender's way (no waiting); else ``await room`` with
+    that timeout before each send. Returns how many went, the error that
+    stopped it, and how much this process grew meanwhile.
+    """
+    me = psutil.Process()
+    before = me.memory_info().rss
+    sent, error = 0, ""
+    try:
+        for seq in range(n):
+            if wait is not None:
+                await room(target, wait)
+            request.actor.send(target, "flow_count", seq)
+            sent += 1
+    except ResourceExhausted as exc:
+        error = str(exc)
+    return {"sent": sent, "error": error, "grown": me.memory_info().rss - before}
+
+
+def test_a_full_actor_does_not_block_its_neighbour_on_the_same_stream(released):
+    limit = 20
+    with running_arbiter(max_mailbox=limit):
+        a = spawn(concurrency="thread").result(SPAWN_T)
+        b = spawn(concurrency="thread").result(SPAWN_T)
+        sender = spawn().result(SPAWN_T)
+        held = send(a, "flow_block")
+        # a is full after limit - 1 (with flow_block's): the sender may still
+        # write a few before it is told, and holds the rest, up to limit.
+        before, after = limit + 5, limit - 7
+        took = send(sender, "flow_flood_then_ping", a, b, before, after).result(T)
+        assert took < PROMPT
+        assert not held.done()  # a was full all along
+        released.set()
+        assert held.result(T) is True
+        wait_for(
+            lambda: len(send(a, "flow_seen").result(T)) >= before + after,
+            timeout=T,
+            what="every flooded message",
+        )
+        # Each exactly once, in order, across the server's parking and the
+        # sender's holding.
+        assert send(a, "flow_seen").result(T) == list(range(before + after))
+
+
+@pytest.mark.parametrize("waits", [False, True], ids=["sync", "async"])
+def test_a_sender_on_the_io_loop_is_bounded_by_its_targets_mailbox(released, waits):
+    limit, n = 100, 20_000
+    with running_arbiter(max_mailbox=limit):
+        slow = spawn(concurrency="thread").result(SPAWN_T)
+        sender = spawn().result(SPAWN_T)
+        held = send(slow, "flow_block")
+        got = send(sender, "flow_flood", slow, n, 0.5 if waits else None).result(T)
+        sent = got["sent"]
+        # It stopped: the sync sender at once, the async one after waiting in vain.
+        assert 0 < sent < n, got
+        if waits:
+            assert f"the mailbox of {slow.aid} stayed full for 0.5s" in got["error"]
+        else:
+            assert f"the mailbox of {slow.aid} is full" in got["error"]
+            assert "await actorgrpc.room(" in got["error"]
+        # What it queued is bounded by the mailboxes on the way, not by n
+        # (an unbounded outbox grew by ~32 MB for these 20,000).
+        assert sent < 10 * limit + MAX_BATCH, got
+        assert got["grown"] < 8 * 1024 * 1024, got
+        released.set()
+        assert held.result(T) is True
+        # Nothing that was sent is lost.
+        wait_for(
+            lambda: len(send(slow, "flow_seen").result(T)) >= sent,
+            timeout=T,
+            what="every message sent",
+        )
+        assert send(slow, "flow_seen").result(T) == list(range(sent))
 
 
 # -- raw clients ----------------------------------------------------------------------
