@@ -237,10 +237,12 @@ class Transport:
         if args or kwargs or len(action) + len(target_id) > self._short:
             check_size(env, settings.max_message_size, "the message", action)
         on_io_thread = self.in_io_thread()
-        if on_io_thread:
-            self._check_room(local, dest, target_id, ack)
-        else:
-            self._wait_for_room(local, dest, target_id)
+        gate = self._shut_gate(local, dest, target_id)
+        if gate is not None:
+            if on_io_thread:
+                self._refuse(gate, target_id, ack)
+            else:
+                self._wait_for_room(gate, local, dest, target_id)
         running = running_loop()
         on_reply: ReplyCallback | None = None
         fut = None
@@ -297,7 +299,8 @@ class Transport:
         """The gate of the way to ``dest`` that is shut now, or None (any thread).
 
         The way is the local actor's mailbox, or the stream to its process and
-        what that stream holds for ``target`` (see Connection.shut_gate).
+        what that stream holds for ``target`` (see Connection.shut_gate). An
+        actor writing to itself never waits on itself.
         """
         if local is not None:
             gate = local.gate
@@ -312,30 +315,30 @@ class Transport:
             conn = self._connections.get(proxy.address)
         return None if conn is None else conn.shut_gate(target)
 
-    def _wait_for_room(self, local: LocalActor | None, dest: ActorProxy | str, target: str) -> None:
-        """Block plain code while the way to ``dest`` is full (never called on the IO loop)."""
-        gate = self._shut_gate(local, dest, target)
-        if gate is None:
-            return  # an actor writing to itself never waits on itself either
+    def _wait_for_room(
+        self, gate: Gate, local: LocalActor | None, dest: ActorProxy | str, target: str
+    ) -> None:
+        """Block plain code while the way to ``dest`` is full (never on the IO loop).
+
+        ``gate`` is the way's gate that is shut; ResourceExhausted after send_wait.
+        """
         wait = self.settings.send_wait
         deadline = time.monotonic() + wait
-        while gate is not None:
-            if not gate.wait(max(0.0, deadline - time.monotonic())):
+        shut: Gate | None = gate
+        while shut is not None:
+            if not shut.wait(max(0.0, deadline - time.monotonic())):
                 raise stayed_full(target, wait)
-            gate = self._shut_gate(local, dest, target)
+            shut = self._shut_gate(local, dest, target)
 
-    def _check_room(
-        self, local: LocalActor | None, dest: ActorProxy | str, target: str, ack: bool
-    ) -> None:
-        """Refuse a send on the IO loop while the way to ``dest`` is full.
+    def _refuse(self, gate: Gate, target: str, ack: bool) -> None:
+        """Refuse a send on the IO loop, whose way to ``target`` is full (``gate``).
 
         The IO loop is what drains the way, so it must not block: a send with
         no reply fails at once; one with a reply may queue up to twice the
         limit, its future being the wait. Past that it fails too: memory
         stays bounded whatever the sender does.
         """
-        gate = self._shut_gate(local, dest, target)
-        if gate is None or (ack and gate.size < 2 * gate.limit):
+        if ack and gate.size < 2 * gate.limit:
             return
         raise ResourceExhausted(
             f"the mailbox of {target} is full ({gate.size} messages wait): a sender "
