@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from actorgrpc.core.commands import find_command, get_command
@@ -789,8 +789,8 @@ def send(target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> Ac
     return _sender().send(target, action, *args, **kwargs)
 
 
-async def room(target: ActorProxy | str, timeout: float | None = None) -> None:
-    """Wait until ``target`` has room for more messages from this process.
+def room(target: ActorProxy | str, timeout: float | None = None) -> Awaitable[None]:
+    """Wait until ``target`` has room for more messages from this process (await it).
 
     A send inside an actor that runs on its process's IO loop (a process
     actor, the arbiter) cannot block: while the way to a full target is
@@ -803,9 +803,14 @@ async def room(target: ActorProxy | str, timeout: float | None = None) -> None:
 
     It returns at once while there is room, and raises ResourceExhausted
     after ``timeout`` seconds (by default the tree's ``send_wait``, 30 s).
-    Plain code and thread actors need not: their ``send`` waits by itself.
+    A sender that counts every microsecond may rather send first, and await
+    ``room`` only when ``send`` raised ResourceExhausted (nothing was sent
+    then), then send again. Plain code and thread actors need not: their
+    ``send`` waits by itself.
     """
-    await _sender().transport.room(target, timeout)
+    # Not a coroutine itself: while there is room, as nearly always, the
+    # awaitable is done at once and costs no coroutine of its own.
+    return _sender().transport.room(target, timeout)
 
 
 def spawn(**kwargs: Any) -> ActorFuture[ActorProxy]:

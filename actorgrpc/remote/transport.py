@@ -20,7 +20,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc.core.errors import (
@@ -62,6 +62,18 @@ if TYPE_CHECKING:
 __all__ = ["Transport"]
 
 log = logging.getLogger("actorgrpc")
+
+
+class _Done:
+    """An awaitable that is done at once: ``room()`` while there is room."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
+
+
+_ROOM_NOW = _Done()
 
 
 def _utf8(text: str) -> bool:
@@ -346,8 +358,8 @@ class Transport:
             f"`await actorgrpc.room({target!r})` before it sends"
         )
 
-    async def room(self, target: ActorProxy | str, timeout: float | None = None) -> None:
-        """Wait until the way to ``target`` has room; ResourceExhausted after ``timeout``.
+    def room(self, target: ActorProxy | str, timeout: float | None = None) -> Awaitable[None]:
+        """Awaitable: done once the way to ``target`` has room; ResourceExhausted after ``timeout``.
 
         ``timeout`` defaults to the tree's ``send_wait``. Any loop.
         """
@@ -360,16 +372,22 @@ class Transport:
             local = self.registry.local(target)
         gate = self._shut_gate(local, dest, target_id)
         if gate is None:
-            return
+            return _ROOM_NOW
         wait = self.settings.send_wait if timeout is None else timeout
+        return self._wait_room(gate, local, dest, target_id, wait)
+
+    async def _wait_room(
+        self, gate: Gate, local: LocalActor | None, dest: ActorProxy | str, target: str, wait: float
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while gate is not None:
+        shut: Gate | None = gate
+        while shut is not None:
             try:
-                await asyncio.wait_for(gate.wait_async(), max(0.0, deadline - loop.time()))
+                await asyncio.wait_for(shut.wait_async(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise stayed_full(target_id, wait) from None
-            gate = self._shut_gate(local, dest, target_id)
+                raise stayed_full(target, wait) from None
+            shut = self._shut_gate(local, dest, target)
 
     # -- routing (IO loop) ------------------------------------------------
 
