@@ -33,7 +33,7 @@ FULL = mailbox_pb2.FLOW_STATE_FULL
 ROOM = mailbox_pb2.FLOW_STATE_ROOM
 #: Seconds within which a neighbour of a full actor must answer.
 PROMPT = 2.0
-#: What a server parks for one target on one stream (server.py's _Parking.cap).
+#: Envelopes in one batch: part of what a server parks per target (server.py's _Parking.cap).
 MAX_BATCH = 512
 
 #: Set to let the thread actors held by flow_block go (they run in this process).
