@@ -23,6 +23,7 @@ from actorgrpc import arbiter as _arbiter_module  # noqa: F401  # before the fun
 from actorgrpc.core.actor import Actor as Actor
 from actorgrpc.core.actor import Request as Request
 from actorgrpc.core.actor import get_actor as get_actor
+from actorgrpc.core.actor import room as room
 from actorgrpc.core.actor import send as send
 from actorgrpc.core.actor import spawn as spawn
 from actorgrpc.core.commands import command as command
@@ -70,6 +71,7 @@ __all__ = [
     "command",
     "connect",
     "get_actor",
+    "room",
     "send",
     "spawn",
 ]

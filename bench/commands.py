@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actorgrpc import Request, command
+from actorgrpc import Request, ResourceExhausted, command, room
 
 __all__ = [
     "flood",
@@ -142,7 +142,12 @@ async def flood(request: Request, target: Any, count: int, seconds: float) -> di
     await actor.send(target, "hits", reset=True)
     t0 = time.perf_counter()
     for _ in range(count):
-        actor.send(target, "hit")
+        while True:
+            try:
+                actor.send(target, "hit")
+                break
+            except ResourceExhausted:  # the way to it is bounded: wait for room
+                await room(target)
     deadline = time.perf_counter() + seconds
     counted = await actor.send(target, "hits")
     while counted < count and time.perf_counter() < deadline:

@@ -41,6 +41,7 @@ DOCUMENTED = {
     "command",
     "connect",
     "get_actor",
+    "room",
     "send",
     "spawn",
 }

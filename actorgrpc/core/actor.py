@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from actorgrpc.core.commands import find_command, get_command
@@ -37,6 +37,7 @@ __all__ = [
     "check_spawn_params",
     "get_actor",
     "new_aid",
+    "room",
     "send",
     "set_system_figures",
     "spawn",
@@ -471,6 +472,7 @@ class Actor:
             if item is not None:
                 error = ActorNotAvailable(f"actor {self.aid} {reason}")
                 item[1](self._codec.error_reply(item[0], error))
+        self._update_gate()  # whoever waits for room finds it, and this end
 
     def _finish(
         self,
@@ -819,6 +821,30 @@ def send(target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> Ac
         send(proxy, 'ping').result(5)   # 'pong'
     """
     return _sender().send(target, action, *args, **kwargs)
+
+
+def room(target: ActorProxy | str, timeout: float | None = None) -> Awaitable[None]:
+    """Wait until ``target`` has room for more messages from this process (await it).
+
+    A send inside an actor that runs on its process's IO loop (a process
+    actor, the arbiter) cannot block: while the way to a full target is
+    full, ``send`` raises ResourceExhausted at once. An async command waits
+    for room with this before it sends::
+
+        for item in items:
+            await room(target)
+            send(target, 'store', item)   # a command with ack=False
+
+    It returns at once while there is room, and raises ResourceExhausted
+    after ``timeout`` seconds (by default the tree's ``send_wait``, 30 s).
+    A sender that counts every microsecond may rather send first, and await
+    ``room`` only when ``send`` raised ResourceExhausted (nothing was sent
+    then), then send again. Plain code and thread actors need not: their
+    ``send`` waits by itself.
+    """
+    # Not a coroutine itself: while there is room, as nearly always, the
+    # awaitable is done at once and costs no coroutine of its own.
+    return _sender().transport.room(target, timeout)
 
 
 def spawn(**kwargs: Any) -> ActorFuture[ActorProxy]:

@@ -2,8 +2,9 @@
 
 A gate closes when its queue reaches ``limit`` and opens again when it has
 drained to half of that. Plain code waits on it as on a threading.Event; the
-IO loop awaits it, and stops reading the stream meanwhile, so that gRPC's flow
-control pushes back on the remote sender instead of memory growing.
+IO loop awaits it: a server parks the envelopes for that one target meanwhile
+(and tells a sender that understands it to hold them), and async senders
+await it through ``room``; memory never grows unbounded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from actorgrpc.core.errors import ResourceExhausted
 from actorgrpc.core.handoff import post
 
-__all__ = ["DEFAULT_MAILBOX_LIMIT", "Gate"]
+__all__ = ["DEFAULT_MAILBOX_LIMIT", "Gate", "stayed_full"]
 
 #: Messages queued for one actor (or one stream) before its senders wait.
 DEFAULT_MAILBOX_LIMIT = 10_000
@@ -23,10 +24,13 @@ DEFAULT_MAILBOX_LIMIT = 10_000
 class Gate:
     """Open while a queue has room."""
 
-    __slots__ = ("_lock", "_open", "_waiters", "limit", "shut")
+    __slots__ = ("_lock", "_open", "_waiters", "limit", "shut", "size")
 
     def __init__(self, limit: int = DEFAULT_MAILBOX_LIMIT) -> None:
         self.limit = limit
+        #: The queue's length as last told (exact while shut: every change is
+        #: told then; senders on the IO loop read it to bound what they queue).
+        self.size = 0
         #: True while closed (read-only): mirrors the event for hot paths,
         #: which read it rather than call is_open(); both change under the lock.
         #: Thread hand-offs read it twice per request.
@@ -42,6 +46,7 @@ class Gate:
 
     def update(self, size: int) -> None:
         """Tell the gate how long its queue is now (any thread)."""
+        self.size = size
         if size >= self.limit:
             if not self.shut:
                 with self._lock:
@@ -64,14 +69,6 @@ class Gate:
         """Block this thread until the gate opens; False after ``timeout`` seconds."""
         return self._open.wait(timeout)
 
-    def wait_for_room(self, timeout: float, target: str) -> None:
-        """Block plain code until the gate opens; ResourceExhausted after ``timeout`` seconds."""
-        if not self._open.wait(timeout):
-            raise ResourceExhausted(
-                f"the mailbox of {target} stayed full for {timeout:g}s: it reads "
-                "slower than it is written to"
-            )
-
     async def wait_async(self) -> None:
         """Wait on the running loop until the gate opens."""
         loop = asyncio.get_running_loop()
@@ -81,6 +78,14 @@ class Gate:
                 return
             self._waiters.append((loop, fut))
         await fut
+
+
+def stayed_full(target: str, timeout: float) -> ResourceExhausted:
+    """The error of a sender that waited ``timeout`` seconds for room in vain."""
+    return ResourceExhausted(
+        f"the mailbox of {target} stayed full for {timeout:g}s: it reads "
+        "slower than it is written to"
+    )
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

@@ -10,7 +10,7 @@ plain data (``Handshake``, ``Welcome``, ``Notice``), not protobuf.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -119,6 +119,10 @@ class Transport(Protocol):
         tagged: bool = False,
     ) -> Any:
         """Send ``action`` to ``target``; a future of the reply, or None without ack."""
+        ...
+
+    def room(self, target: ActorProxy | str, timeout: float | None = None) -> Awaitable[None]:
+        """Done once the way to ``target`` has room; ResourceExhausted after ``timeout``."""
         ...
 
     def in_io_thread(self) -> bool:

@@ -1,6 +1,12 @@
 """Connections: one long-lived Mailbox stream from this process to a peer, and its channel.
 
-IO loop only: every object here belongs to the transport's IO loop.
+IO loop only: every object here belongs to the transport's IO loop (the
+gates are read from any thread).
+
+Backpressure is per target: a connection announces that it reads flow
+envelopes (``FLOW_METADATA``); when the peer says a target is full, the
+connection holds that target's further envelopes, in order, until the peer
+says it has room, while envelopes to other targets go on.
 """
 
 from __future__ import annotations
@@ -8,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
@@ -18,16 +25,22 @@ from actorgrpc.core.proxy import format_address
 from actorgrpc.remote.envelopes import expand, make_error_reply
 from actorgrpc.remote.outbox import Outbox
 from actorgrpc.remote.security import TLSConfig
-from actorgrpc.v1 import mailbox_pb2_grpc
+from actorgrpc.v1 import mailbox_pb2, mailbox_pb2_grpc
 
 if TYPE_CHECKING:
     from actorgrpc.core._typing import Address, ReplyCallback
     from actorgrpc.core.settings import Settings
-    from actorgrpc.v1 import mailbox_pb2
 
-__all__ = ["Connection", "ConnectionOwner", "channel_options", "open_channel"]
+__all__ = ["FLOW_METADATA", "Connection", "ConnectionOwner", "channel_options", "open_channel"]
 
 log = logging.getLogger("actorgrpc")
+
+#: Call metadata of a Mailbox.Stream whose caller reads ENVELOPE_KIND_FLOW
+#: envelopes; the server sends them to no other caller.
+FLOW_METADATA = ("actorgrpc-flow", "1")
+_FLOW = mailbox_pb2.ENVELOPE_KIND_FLOW
+_FULL = mailbox_pb2.FLOW_STATE_FULL
+_ROOM = mailbox_pb2.FLOW_STATE_ROOM
 
 
 def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
@@ -67,6 +80,17 @@ class ConnectionOwner(Protocol):
     def drop_connection(self, conn: Connection, broken: bool = False) -> None: ...
 
 
+class _Held:
+    """Envelopes for a target the peer said is full, waiting for room, in order."""
+
+    __slots__ = ("envelopes", "gate")
+
+    def __init__(self, limit: int) -> None:
+        self.envelopes: deque[mailbox_pb2.Envelope] = deque()
+        #: Closed while ``limit`` envelopes or more wait: senders then wait too.
+        self.gate = Gate(limit)
+
+
 class Connection:
     """One long-lived Mailbox.Stream to another process, with its pending replies."""
 
@@ -79,19 +103,63 @@ class Connection:
         self._pending: dict[int, ReplyCallback] = {}
         settings = owner.settings
         self._channel = open_channel(settings, self.address)
-        self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(metadata=owner.metadata)
+        self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(
+            metadata=(*owner.metadata, FLOW_METADATA)
+        )
         self._outbox = Outbox(self._call.write, Gate(settings.mailbox_limit))
         #: Closed while this stream's queue is full.
         self.gate = self._outbox.gate
+        # Targets the peer said are full, by the target an envelope names.
+        self._held: dict[str, _Held] = {}
         self._writer = asyncio.ensure_future(self._write_all())
         self._reader = asyncio.ensure_future(self._read_all())
 
-    def send(self, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None) -> None:
-        """Queue ``env``; ``on_reply`` gets the reply, or an error if the peer goes."""
+    def send(self, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None) -> Gate:
+        """Queue ``env``; ``on_reply`` gets the reply, or an error if the peer goes.
+
+        Returns the gate of the way ``env`` took: its target's while the peer
+        says that target is full (``env`` is held until it has room), else the
+        stream's.
+        """
         if on_reply is not None:
             self._pending[env.id] = on_reply
+        if self._held:
+            held = self._held.get(env.target)
+            if held is not None:
+                held.envelopes.append(env)
+                held.gate.update(len(held.envelopes))
+                return held.gate
         if not self._outbox.put(env):
             self._fail(env.id, "the connection is closed")
+        return self.gate
+
+    def shut_gate(self, target: str) -> Gate | None:
+        """The gate that stops senders to ``target`` now, or None while it has room (any thread)."""
+        held = self._held.get(target) if self._held else None
+        if held is not None and held.gate.shut:
+            return held.gate
+        gate = self.gate
+        return gate if gate.shut else None
+
+    def _flow(self, env: mailbox_pb2.Envelope) -> None:
+        """The peer says whether ``env.target`` is full."""
+        target = env.target
+        if env.flow == _FULL:
+            if target not in self._held:
+                self._held[target] = _Held(self._owner.settings.mailbox_limit)
+        elif env.flow == _ROOM:
+            held = self._held.pop(target, None)
+            if held is not None:
+                self._release(held)
+
+    def _release(self, held: _Held) -> None:
+        """Send what was held for a target, in order, and let its senders go."""
+        put = self._outbox.put
+        for env in held.envelopes:
+            if not put(env):
+                self._fail(env.id, "the connection is closed")
+        held.envelopes.clear()
+        held.gate.update(0)
 
     async def _write_all(self) -> None:
         try:
@@ -119,6 +187,8 @@ class Connection:
                             callback(env)
                         except Exception:  # one reply's, not the stream's
                             log.exception("reply %d from %s: its callback failed", env.id, peer)
+                    elif env.kind == _FLOW:  # id 0: never a request's
+                        self._flow(env)
                 if not pending:
                     # No other reply is due: let the senders just woken run
                     # (and write) before the next read is set up, which
@@ -136,6 +206,9 @@ class Connection:
         self.closed = True
         self._outbox.close()
         self._owner.drop_connection(self, broken=True)
+        for held in self._held.values():  # their requests fail below, with the rest
+            held.gate.update(0)
+        self._held.clear()
         self._fail_all(reason)
         if not self._reader.done():
             self._reader.cancel()
@@ -156,6 +229,10 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        # What is held goes too: the peer keeps it for its target.
+        held, self._held = self._held, {}
+        for one in held.values():
+            self._release(one)
         self._outbox.close()
         with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(self._writer), 1.0)

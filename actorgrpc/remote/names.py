@@ -41,12 +41,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
 from actorgrpc.core.errors import ActorNotAvailable, ActorNotFound, short
+from actorgrpc.core.flow import Gate
 from actorgrpc.core.proxy import ActorProxy
 from actorgrpc.remote.envelopes import drop_reply, make_error_reply
 
 if TYPE_CHECKING:
     from actorgrpc.core._typing import Address, ReplyCallback
-    from actorgrpc.core.flow import Gate
+    from actorgrpc.core.settings import Settings
     from actorgrpc.remote.supervisor_client import SupervisorClient
     from actorgrpc.v1 import mailbox_pb2
 
@@ -75,6 +76,8 @@ def not_here(env_id: int, target: str, address_text: str) -> mailbox_pb2.Envelop
 class NamesOwner(Protocol):
     """What the cache needs of the transport that routes through it."""
 
+    #: The tree's settings (the mailbox limit bounds what waits for a lookup).
+    settings: Settings
     #: This process's address.
     address: Address
     #: The arbiter's address, where unresolved envelopes go.
@@ -101,6 +104,9 @@ class Names:
         self._owner = owner
         self._proxies: dict[str, ActorProxy] = {}
         self._held: deque[_Held] = deque()
+        #: Closed while ``mailbox_limit`` sends wait for a lookup: senders then
+        #: wait for room or are refused, as for a full stream (memory stays bounded).
+        self.gate = Gate(owner.settings.mailbox_limit)
         #: True while a lookup is in flight: remote sends then wait (``hold``).
         self.holding = False
         self._lookup: asyncio.Task[None] | None = None
@@ -114,11 +120,21 @@ class Names:
         """Send ``env`` to the actor ``name`` names: the gate of its stream, or None if held."""
         return self._route(env, name, on_reply, True)
 
+    def known(self, name: str) -> ActorProxy | None:
+        """The proxy found for ``name``, if it has been looked up (any thread reads it)."""
+        return self._proxies.get(name)
+
     def hold(
         self, env: mailbox_pb2.Envelope, proxy: ActorProxy, on_reply: ReplyCallback | None
     ) -> None:
         """Queue a proxy's envelope behind the lookup in flight (while ``holding``)."""
-        self._held.append((env, proxy, on_reply, False))
+        self._hold((env, proxy, on_reply, False))
+
+    def _hold(self, item: _Held) -> None:
+        held = self._held
+        held.append(item)
+        if len(held) >= self.gate.limit:
+            self.gate.update(len(held))
 
     def forget_address(self, address: Address) -> None:
         """The stream to ``address`` is gone (it broke, say): forget the names found there."""
@@ -132,11 +148,11 @@ class Names:
         self, env: mailbox_pb2.Envelope, name: str, on_reply: ReplyCallback | None, retry: bool
     ) -> Gate | None:
         if self.holding:
-            self._held.append((env, name, on_reply, retry))
+            self._hold((env, name, on_reply, retry))
             return None
         proxy = self._proxies.get(name)
         if proxy is None:
-            self._held.append((env, name, on_reply, retry))
+            self._hold((env, name, on_reply, retry))
             self._look_up(name)
             return None
         return self._send_to(proxy, env, name, on_reply, retry)
@@ -219,6 +235,7 @@ class Names:
                 continue
             proxy = self._proxies.get(dest)
             if proxy is None and dest != unresolved:
+                self.gate.update(len(held))
                 self._look_up(dest)
                 return
             held.popleft()
@@ -228,10 +245,12 @@ class Names:
                 self._send_to(proxy, env, dest, on_reply, retry)
         self.holding = False
         self._lookup = None
+        self.gate.update(0)
 
     def _fail_held(self, reason: str) -> None:
         held, self._held = self._held, deque()
         self.holding = False
+        self.gate.update(0)
         for env, _dest, on_reply, _retry in held:
             if on_reply is not None:
                 on_reply(make_error_reply(env.id, ActorNotAvailable(reason)))

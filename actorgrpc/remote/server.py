@@ -3,6 +3,12 @@
 Glue only: requests are handed to the transport (Mailbox) or to the
 Supervisor service (``supervisor_service.py``), and failures are mapped to
 gRPC status codes here.
+
+Backpressure on a Mailbox stream is per target: the server reads on while one
+target is full, parks that target's envelopes (``_Parking``) and delivers
+them, in order, once it has room. Callers that announce ``FLOW_METADATA``
+are told "full" and "room" and hold their envelopes meanwhile; for others,
+and for a caller that keeps writing, the parked envelopes are capped.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,10 +24,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from actorgrpc.core.errors import BadRequest
+from actorgrpc.core.errors import BadRequest, ResourceExhausted, short
 from actorgrpc.core.proxy import format_address
-from actorgrpc.remote.connection import channel_options
-from actorgrpc.remote.envelopes import drop_reply, expand, make_error_reply
+from actorgrpc.remote.connection import FLOW_METADATA, channel_options
+from actorgrpc.remote.envelopes import MAX_BATCH, Envelope, drop_reply, expand, make_error_reply
 from actorgrpc.remote.outbox import Outbox
 from actorgrpc.remote.security import AuthInterceptor, TLSConfig
 from actorgrpc.remote.status import ERROR_METADATA_KEY, STATUS_BY_CODE
@@ -42,6 +49,9 @@ log = logging.getLogger("actorgrpc")
 _MAILBOX = mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name
 _SUPERVISOR = supervisor_pb2.DESCRIPTOR.services_by_name["Supervisor"].full_name
 _MAILBOX_STREAM = f"/{_MAILBOX}/Stream"
+_FLOW = mailbox_pb2.ENVELOPE_KIND_FLOW
+_FULL = mailbox_pb2.FLOW_STATE_FULL
+_ROOM = mailbox_pb2.FLOW_STATE_ROOM
 
 
 class MailboxHost(Protocol):
@@ -75,9 +85,11 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         transport.server_outboxes.add(outbox)
         unanswered = _Unanswered()
         writer = asyncio.ensure_future(outbox.run())
+        flow = FLOW_METADATA in tuple(context.invocation_metadata() or ())
+        parking = _Parking(transport, outbox, unanswered, flow)
         # The stream's messages come unparsed (see _ParseRequests): read them
         # with context.read(), not through request_iterator's generator.
-        reader = asyncio.ensure_future(self._read(context, outbox, unanswered))
+        reader = asyncio.ensure_future(self._read(context, outbox, unanswered, parking))
         closing = asyncio.ensure_future(transport.closing.wait())
         idle: asyncio.Future[None] | None = None
         try:
@@ -98,6 +110,7 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                     # Answered what it could read; the status says why it stopped.
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         finally:
+            parking.close()
             outbox.close()
             transport.server_outboxes.discard(outbox)
             # Every task of the call, also when the call itself was cancelled
@@ -111,18 +124,16 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         context: grpc.aio.ServicerContext[Any, Any],
         outbox: Outbox,
         unanswered: _Unanswered,
+        parking: _Parking,
     ) -> None:
         transport = self._transport
+        dispatch = transport.dispatch
         parse = mailbox_pb2.Envelope.FromString
         eof = grpc.aio.EOF
         limit = transport.settings.max_message_size
+        reply = parking.reply
+        lots = parking.lots
         count = 0
-
-        def answer(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
-            outbox.put(env)
-            unanswered.done()
-
-        reply = transport.on_io_loop(answer)
         try:
             while (raw := await context.read()) is not eof:
                 count += 1
@@ -132,24 +143,30 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                 outbox.hold()
                 try:
                     for env in expand(message):
+                        if lots and (lot := lots.get(env.target)) is not None:
+                            parking.park(lot, env, sized)  # behind its target's others
+                            continue
                         try:
                             if env.no_reply:
-                                gate = transport.dispatch(env, drop_reply, sized=sized)
+                                gate = dispatch(env, drop_reply, sized=sized)
                             else:
                                 unanswered.add()
-                                gate = transport.dispatch(env, reply, sized=sized)
+                                gate = dispatch(env, reply, sized=sized)
                         except Exception as exc:  # one envelope's, not the stream's
                             log.exception("request %d of a stream failed", env.id)
                             if not env.no_reply:
                                 reply(make_error_reply(env.id, exc))
                             continue
-                        if gate is not None and not gate.is_open():
-                            # Stop reading: gRPC flow control then slows the sender.
-                            outbox.release()
-                            await gate.wait_async()
-                            outbox.hold()
+                        if gate is not None and gate.shut:
+                            # Full: park its next ones; read on for the others.
+                            parking.open_lot(env.target, gate)
                 finally:
                     outbox.release()
+                if parking.overflowing is not None:
+                    # A flow-aware caller wrote far past "full": read it no
+                    # more (gRPC's flow control slows it) until its target
+                    # takes some, rather than refuse and lose its no-acks.
+                    await parking.overflowing
         except grpc.aio.AioRpcError:
             pass
 
@@ -274,6 +291,148 @@ class _ParseRequests(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             unary, response_serializer=handler.response_serializer
         )
+
+
+class _Lot:
+    """Envelopes of one stream parked for one target, in order."""
+
+    __slots__ = ("dropped", "envelopes", "gate", "waiter")
+
+    def __init__(self, gate: Gate) -> None:
+        #: The gate of the target's way, awaited by the lot's one waiter.
+        self.gate = gate
+        #: Each with whether the stream message that carried it was within the limit.
+        self.envelopes: deque[tuple[mailbox_pb2.Envelope, bool]] = deque()
+        #: Envelopes without reply refused past the cap (logged).
+        self.dropped = 0
+        self.waiter: asyncio.Task[None] | None = None
+
+
+class _Parking:
+    """Envelopes of one Mailbox stream waiting for targets that are full (IO loop only).
+
+    When a delivery leaves its target's gate shut, the target's next
+    envelopes on this stream are parked in a lot, in order, and one waiter
+    per lot delivers them once the gate opens; envelopes for other targets
+    go on. A flow-aware caller is told FULL when a lot opens and ROOM when it
+    has drained. A lot holds up to ``cap`` envelopes. Past that, a caller
+    that knows nothing of flow gets RESOURCE_EXHAUSTED replies (envelopes
+    without reply are dropped, counted and logged); a flow-aware one, which
+    may only lag a little behind "full", is not read on until its lots take
+    some (refusing would lose its no-acks).
+    """
+
+    def __init__(
+        self, transport: MailboxHost, outbox: Outbox, unanswered: _Unanswered, flow: bool
+    ) -> None:
+        self._transport = transport
+        self._outbox = outbox
+        self._unanswered = unanswered
+        self._flow = flow
+        #: Lots by the target their envelopes name (looked up for every envelope).
+        self.lots: dict[str, _Lot] = {}
+        #: Twice a mailbox and a batch: more than a flow-aware caller may
+        #: still have under way when told "full" (its own queues are bounded).
+        self.cap = 2 * transport.settings.mailbox_limit + MAX_BATCH
+        #: Set while the reader must wait for the lots to take envelopes.
+        self.overflowing: asyncio.Future[None] | None = None
+
+        def answer(env: mailbox_pb2.Envelope) -> None:  # on the IO loop
+            outbox.put(env)
+            unanswered.done()
+
+        #: The reply callback of the stream's requests (thread-safe).
+        self.reply = transport.on_io_loop(answer)
+
+    def open_lot(self, target: str, gate: Gate) -> None:
+        """Park the next envelopes for ``target`` until ``gate`` opens."""
+        lot = self.lots[target] = _Lot(gate)
+        lot.waiter = asyncio.ensure_future(self._deliver(target, lot))
+        if self._flow:
+            self._outbox.put(Envelope(kind=_FLOW, target=target, flow=_FULL))
+
+    def park(self, lot: _Lot, env: mailbox_pb2.Envelope, sized: bool) -> None:
+        """Park ``env`` behind the others of its target, or refuse it past the cap."""
+        envelopes = lot.envelopes
+        if len(envelopes) < self.cap or self._flow:
+            self._unanswered.add()  # the stream stays open until it is delivered
+            envelopes.append((env, sized))
+            if len(envelopes) >= self.cap and self._flow and self.overflowing is None:
+                self.overflowing = asyncio.get_running_loop().create_future()
+        elif not env.no_reply:
+            self._unanswered.add()
+            error = ResourceExhausted(
+                f"the mailbox of {short(env.target)} is full and {len(envelopes)} more "
+                "wait for it on this stream: slow down, or read the flow envelopes "
+                "of Mailbox.Stream (docs/protocol.md)"
+            )
+            self.reply(make_error_reply(env.id, error))
+        else:
+            if not lot.dropped:
+                log.warning(
+                    "the mailbox of %s is full: no-reply envelopes past the %d parked "
+                    "for it on a stream are dropped",
+                    short(env.target),
+                    self.cap,
+                )
+            lot.dropped += 1
+
+    async def _deliver(self, target: str, lot: _Lot) -> None:
+        """Deliver the lot in order as its target has room; then drop it, and say so."""
+        envelopes = lot.envelopes
+        dispatch = self._transport.dispatch
+        done = self._unanswered.done
+        reply = self.reply
+        outbox = self._outbox
+        while True:
+            await lot.gate.wait_async()
+            outbox.hold()
+            try:
+                while envelopes:
+                    env, sized = envelopes.popleft()
+                    try:
+                        if env.no_reply:
+                            gate = dispatch(env, drop_reply, sized=sized)
+                            done()
+                        else:
+                            gate = dispatch(env, reply, sized=sized)
+                    except Exception as exc:  # one envelope's, not the stream's
+                        log.exception("request %d of a stream failed", env.id)
+                        if env.no_reply:
+                            done()
+                        else:
+                            reply(make_error_reply(env.id, exc))
+                        continue
+                    if gate is not None and gate.shut:
+                        lot.gate = gate  # full again (or another way): wait once more
+                        break
+            finally:
+                outbox.release()
+            overflowing = self.overflowing
+            if overflowing is not None and all(
+                len(other.envelopes) < self.cap for other in self.lots.values()
+            ):
+                self.overflowing = None
+                overflowing.set_result(None)
+            if not envelopes and not lot.gate.shut:
+                break
+        del self.lots[target]
+        if lot.dropped:
+            log.warning(
+                "the mailbox of %s had room again: %d no-reply envelopes were dropped",
+                short(target),
+                lot.dropped,
+            )
+        if self._flow:
+            outbox.put(Envelope(kind=_FLOW, target=target, flow=_ROOM))
+
+    def close(self) -> None:
+        """The stream ends: stop the waiters (what they hold is not delivered)."""
+        for lot in self.lots.values():
+            if lot.waiter is not None:
+                lot.waiter.cancel()
+        if self.overflowing is not None:
+            self.overflowing.cancel()
 
 
 class _Unanswered:

@@ -22,7 +22,8 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actorgrpc.core.errors import (
@@ -33,7 +34,7 @@ from actorgrpc.core.errors import (
     ResourceExhausted,
     short,
 )
-from actorgrpc.core.flow import Gate
+from actorgrpc.core.flow import Gate, stayed_full
 from actorgrpc.core.futures import new_future, running_loop, runs_here
 from actorgrpc.core.handoff import poster_for
 from actorgrpc.core.interfaces import current_transport, set_current_transport
@@ -65,6 +66,18 @@ if TYPE_CHECKING:
 __all__ = ["Transport"]
 
 log = logging.getLogger("actorgrpc")
+
+
+class _Done:
+    """An awaitable that is done at once: ``room()`` while there is room."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
+
+
+_ROOM_NOW = _Done()
 
 
 def _utf8(text: str) -> bool:
@@ -242,8 +255,12 @@ class Transport:
         if args or kwargs or len(action) + len(target_id) > self._short:
             check_size(env, settings.max_message_size, "the message", action)
         on_io_thread = self.in_io_thread()
-        if not on_io_thread:
-            self._wait_for_room(local, dest, target_id)
+        gate = self._shut_gate(local, dest, target_id)
+        if gate is not None:
+            if on_io_thread:
+                self._refuse(gate, target_id, ack)
+            else:
+                self._wait_for_room(gate, local, dest, target_id)
         running = running_loop()
         on_reply: ReplyCallback | None = None
         fut = None
@@ -294,24 +311,95 @@ class Transport:
         known = refs[sender.aid] = (proxy, wire.ref_from_proxy(proxy))
         return known
 
-    def _wait_for_room(self, local: LocalActor | None, dest: ActorProxy | str, target: str) -> None:
-        """Block plain code while the way to ``dest`` is full (never called on the IO loop)."""
+    def _shut_gate(
+        self, local: LocalActor | None, dest: ActorProxy | str, target: str
+    ) -> Gate | None:
+        """The gate of the way to ``dest`` that is shut now, or None (any thread).
+
+        The way is the local actor's mailbox, or the stream to its process and
+        what that stream holds for ``target`` (see Connection.shut_gate). An
+        actor writing to itself never waits on itself.
+        """
         if local is not None:
             gate = local.gate
-        else:
-            conn = None
-            if isinstance(dest, ActorProxy):
-                conn = self._connections.get(dest.address)
-            elif self.resolver is None and self.arbiter_address is not None:
-                conn = self._connections.get(self.arbiter_address)
-            if conn is None:
-                return
-            gate = conn.gate
-        if gate.is_open():
+            return gate if gate.shut and not local.on_own_loop() else None
+        conn = None
+        names = self._names
+        if names.gate.shut:  # too many remote sends wait behind a name's lookup
+            return names.gate
+        if isinstance(dest, ActorProxy):
+            conn = self._connections.get(dest.address)
+        elif self.resolver is None:
+            # A name found already travels on its actor's stream; else via the arbiter.
+            known = names.known(dest)
+            address = known.address if known is not None else self.arbiter_address
+            if address is not None:
+                conn = self._connections.get(address)
+        elif (proxy := self.resolver(dest)) is not None:
+            conn = self._connections.get(proxy.address)
+        return None if conn is None else conn.shut_gate(target)
+
+    def _wait_for_room(
+        self, gate: Gate, local: LocalActor | None, dest: ActorProxy | str, target: str
+    ) -> None:
+        """Block plain code while the way to ``dest`` is full (never on the IO loop).
+
+        ``gate`` is the way's gate that is shut; ResourceExhausted after send_wait.
+        """
+        wait = self.settings.send_wait
+        deadline = time.monotonic() + wait
+        shut: Gate | None = gate
+        while shut is not None:
+            if not shut.wait(max(0.0, deadline - time.monotonic())):
+                raise stayed_full(target, wait)
+            shut = self._shut_gate(local, dest, target)
+
+    def _refuse(self, gate: Gate, target: str, ack: bool) -> None:
+        """Refuse a send on the IO loop, whose way to ``target`` is full (``gate``).
+
+        The IO loop is what drains the way, so it must not block: a send with
+        no reply fails at once; one with a reply may queue up to twice the
+        limit, its future being the wait. Past that it fails too: memory
+        stays bounded whatever the sender does.
+        """
+        if ack and gate.size < 2 * gate.limit:
             return
-        if local is not None and local.on_own_loop():
-            return  # an actor writing to itself must not wait on itself
-        gate.wait_for_room(self.settings.send_wait, target)
+        raise ResourceExhausted(
+            f"the mailbox of {target} is full ({gate.size} messages wait): a sender "
+            "on the IO loop cannot wait for room; an async command can, with "
+            f"`await actorgrpc.room({target!r})` before it sends"
+        )
+
+    def room(self, target: ActorProxy | str, timeout: float | None = None) -> Awaitable[None]:
+        """Awaitable: done once the way to ``target`` has room; ResourceExhausted after ``timeout``.
+
+        ``timeout`` defaults to the tree's ``send_wait``. Any loop.
+        """
+        if isinstance(target, ActorProxy):
+            dest: ActorProxy | str = target
+            target_id = target.aid
+            local = self._actors.get(target_id)
+        else:
+            dest = target_id = target
+            local = self.registry.local(target)
+        gate = self._shut_gate(local, dest, target_id)
+        if gate is None:
+            return _ROOM_NOW
+        wait = self.settings.send_wait if timeout is None else timeout
+        return self._wait_room(gate, local, dest, target_id, wait)
+
+    async def _wait_room(
+        self, gate: Gate, local: LocalActor | None, dest: ActorProxy | str, target: str, wait: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        shut: Gate | None = gate
+        while shut is not None:
+            try:
+                await asyncio.wait_for(shut.wait_async(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise stayed_full(target, wait) from None
+            shut = self._shut_gate(local, dest, target)
 
     # -- routing (IO loop) ------------------------------------------------
 
@@ -410,9 +498,7 @@ class Transport:
         self, address: Address, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None
     ) -> Gate:
         """Send over the mailbox stream to ``address`` (opened on first use)."""
-        conn = self.connect(address)
-        conn.send(env, on_reply)
-        return conn.gate
+        return self.connect(address).send(env, on_reply)
 
     def connect(self, address: Address) -> Connection:
         """The mailbox stream to ``address``, opened if needed (IO loop only)."""

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 from conftest import KINDS, SPAWN_T, T, get_extra, on_loop, served
 
-from actorgrpc import ActorNotAvailable, ActorNotFound, ActorProxy, command, send, spawn
+from actorgrpc import ActorNotAvailable, ActorNotFound, ActorProxy, command, room, send, spawn
 from actorgrpc.core.consts import ACTOR_STATES
 from actorgrpc.core.interfaces import Handshake, Notice
 from actorgrpc.remote.names import LOOKUP_TIMEOUT
@@ -38,11 +38,16 @@ def nm_seqs(request) -> list[int]:
 
 
 @command()
-def nm_interleave(request, target: ActorProxy, n: int) -> int:
-    """Send nm_note 0..n-1 to ``target``, by its name and by its proxy in turns."""
+async def nm_interleave(request, target: ActorProxy, n: int) -> int:
+    """Send nm_note 0..n-1 to ``target``, by its name and by its proxy in turns.
+
+    On a process actor's IO loop a flood must wait for room (the ways are bounded).
+    """
     by_name = target.name or target.aid
     for seq in range(n):
-        send(by_name if seq % 2 else target, "nm_note", seq)
+        dest = by_name if seq % 2 else target
+        await room(dest)
+        send(dest, "nm_note", seq)
     return n
 
 

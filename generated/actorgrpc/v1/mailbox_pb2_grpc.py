@@ -56,7 +56,10 @@ class MailboxServicer:
     def Stream(self, request_iterator, context):
         """The mailbox itself: one long-lived stream per pair of peers. The caller
         writes requests (possibly batched); the server writes replies, matched by
-        `id`, in any order. Requests from one stream start in the order written.
+        `id`, in any order. Requests from one stream to one target start in the
+        order written. A caller that sends the call metadata `actorgrpc-flow: 1`
+        also receives ENVELOPE_KIND_FLOW envelopes (backpressure per target);
+        other callers never do.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
