@@ -43,6 +43,7 @@ DOCUMENTED = {
     "get_actor",
     "send",
     "spawn",
+    "timeout",
 }
 
 

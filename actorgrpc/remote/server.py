@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from actorgrpc.core.errors import BadRequest
 from actorgrpc.core.proxy import format_address
 from actorgrpc.remote.connection import channel_options
-from actorgrpc.remote.envelopes import drop_reply, expand, make_error_reply
+from actorgrpc.remote.envelopes import CANCEL, drop_reply, expand, make_error_reply
 from actorgrpc.remote.outbox import Outbox
 from actorgrpc.remote.security import AuthInterceptor, TLSConfig
 from actorgrpc.remote.status import ERROR_METADATA_KEY, STATUS_BY_CODE
@@ -59,6 +59,7 @@ class MailboxHost(Protocol):
         self, env: mailbox_pb2.Envelope, reply: ReplyCallback, *, sized: bool = False
     ) -> Gate | None: ...
     def on_io_loop(self, fn: Callable[[mailbox_pb2.Envelope], None]) -> ReplyCallback: ...
+    def cancel(self, env: mailbox_pb2.Envelope, origin: object) -> None: ...
 
 
 class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
@@ -133,6 +134,9 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                 try:
                     for env in expand(message):
                         try:
+                            if env.kind == CANCEL:  # of a request of this stream: no reply
+                                transport.cancel(env, reply)
+                                continue
                             if env.no_reply:
                                 gate = transport.dispatch(env, drop_reply, sized=sized)
                             else:
@@ -166,6 +170,9 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         reply = transport.on_io_loop(settle)
 
         request.no_reply = False
+        remaining = context.time_remaining()
+        if remaining is not None and not request.timeout_ms:  # the call's gRPC deadline
+            request.timeout_ms = max(1, int(remaining * 1000))
         if request.kind == mailbox_pb2.ENVELOPE_KIND_BATCH:
             reply(make_error_reply(request.id, BadRequest("Send takes one envelope, not a batch")))
         else:

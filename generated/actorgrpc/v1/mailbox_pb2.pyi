@@ -14,6 +14,7 @@ class EnvelopeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENVELOPE_KIND_REQUEST: _ClassVar[EnvelopeKind]
     ENVELOPE_KIND_REPLY: _ClassVar[EnvelopeKind]
     ENVELOPE_KIND_BATCH: _ClassVar[EnvelopeKind]
+    ENVELOPE_KIND_CANCEL: _ClassVar[EnvelopeKind]
 
 class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -30,6 +31,7 @@ ENVELOPE_KIND_UNSPECIFIED: EnvelopeKind
 ENVELOPE_KIND_REQUEST: EnvelopeKind
 ENVELOPE_KIND_REPLY: EnvelopeKind
 ENVELOPE_KIND_BATCH: EnvelopeKind
+ENVELOPE_KIND_CANCEL: EnvelopeKind
 ERROR_CODE_UNSPECIFIED: ErrorCode
 ERROR_CODE_COMMAND_FAILED: ErrorCode
 ERROR_CODE_UNKNOWN_COMMAND: ErrorCode
@@ -41,7 +43,7 @@ ERROR_CODE_RESOURCE_EXHAUSTED: ErrorCode
 ERROR_CODE_PERMISSION_DENIED: ErrorCode
 
 class Envelope(_message.Message):
-    __slots__ = ("id", "kind", "sender", "target", "action", "args", "kwargs", "no_reply", "result", "error", "batch")
+    __slots__ = ("id", "kind", "sender", "target", "action", "args", "kwargs", "no_reply", "result", "error", "batch", "timeout_ms")
     class KwargsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +62,7 @@ class Envelope(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     kind: EnvelopeKind
     sender: _value_pb2.ActorRef
@@ -71,7 +74,8 @@ class Envelope(_message.Message):
     result: _value_pb2.Value
     error: Error
     batch: _containers.RepeatedCompositeFieldContainer[Envelope]
-    def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[EnvelopeKind, str]] = ..., sender: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., target: _Optional[str] = ..., action: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_value_pb2.Value, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, _value_pb2.Value]] = ..., no_reply: _Optional[bool] = ..., result: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
+    timeout_ms: int
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[EnvelopeKind, str]] = ..., sender: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., target: _Optional[str] = ..., action: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_value_pb2.Value, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, _value_pb2.Value]] = ..., no_reply: _Optional[bool] = ..., result: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "type", "message", "traceback")
