@@ -262,7 +262,7 @@ class Transport:
                 running,
                 tagged,
                 seconds,
-                timers=self.loop if local is None or local.loop is None else local.loop,
+                timers=self.loop,  # never blocked by a command, as a thread actor's loop may be
                 on_cancel=partial(self._cancel_request, local, dest, target_id, env.id),
             )
 
