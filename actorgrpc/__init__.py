@@ -30,6 +30,7 @@ from actorgrpc.core.commands import command as command
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT as ACTOR_ACTION_TIMEOUT
 from actorgrpc.core.consts import ACTOR_STATES as ACTOR_STATES
 from actorgrpc.core.consts import MONITOR_TASK_PERIOD as MONITOR_TASK_PERIOD
+from actorgrpc.core.deadlines import timeout as timeout
 from actorgrpc.core.errors import ActorError as ActorError
 from actorgrpc.core.errors import ActorNotAvailable as ActorNotAvailable
 from actorgrpc.core.errors import ActorNotFound as ActorNotFound
@@ -74,6 +75,7 @@ __all__ = [
     "room",
     "send",
     "spawn",
+    "timeout",
 ]
 
 __version__ = "0.1.0"

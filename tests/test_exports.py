@@ -44,6 +44,7 @@ DOCUMENTED = {
     "room",
     "send",
     "spawn",
+    "timeout",
 }
 
 

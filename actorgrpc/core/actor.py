@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from actorgrpc.core.commands import find_command, get_command
 from actorgrpc.core.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
-from actorgrpc.core.errors import ActorNotAvailable, BadRequest, CommandError
+from actorgrpc.core.deadlines import UNSET, current_timeout, timeout
+from actorgrpc.core.errors import ActorNotAvailable, ActorTimeout, BadRequest, CommandError
 from actorgrpc.core.flow import Gate
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.handoff import poster_for
@@ -56,6 +57,13 @@ HOOKS = ("start", "stopping", "periodic_task")
 #: of life before its supervisor stops it; spawn also waits that long for it.
 SPAWN_TIMEOUT = 30.0
 _KINDS = ("process", "thread")
+#: Cancels of requests not running that an actor remembers (the newest).
+_CANCELS_KEPT = 1024
+_monotonic = time.monotonic
+
+
+def _cancelled(why: str) -> asyncio.CancelledError:
+    return asyncio.CancelledError(why)
 
 
 # Results that are certainly not awaitable: skips inspect.isawaitable on the hot path.
@@ -240,6 +248,13 @@ class Actor:
         #: Closed while this actor's mailbox is full: senders then wait for room.
         self.gate = Gate(self._settings.mailbox_limit)
         self.exit_code: int | None = None
+        # Requests received and not yet started that have a deadline or came
+        # on a stream, by id(envelope): (origin, deadline) for _execute.
+        self._received: dict[int, tuple[object, float]] = {}
+        # Async commands running, by (origin, request id): what cancels reach.
+        self._running: dict[tuple[object, int], asyncio.Task[Any]] = {}
+        # Cancels of requests not started yet (or already answered), oldest first.
+        self._cancelled: dict[tuple[object, int], None] = {}
 
     # -- attributes -------------------------------------------------------
 
@@ -331,7 +346,18 @@ class Actor:
     def spawn(self, **params: Any) -> ActorFuture[ActorProxy]:
         """Spawn a new actor; a future with ``.aid`` set, resolving to its proxy."""
         params = check_spawn_params(params)
-        fut = self._transport.request(self, "arbiter", "spawn", (), params, ack=True, tagged=True)
+        default = self._settings.request_timeout
+        if current_timeout() is UNSET and default is not None:
+            # The arbiter answers once the actor runs, which may take spawn's
+            # own `timeout` (its liveness bound): the reply's deadline adds it.
+            with timeout(default + params.get("timeout", SPAWN_TIMEOUT)):
+                fut = self._transport.request(
+                    self, "arbiter", "spawn", (), params, ack=True, tagged=True
+                )
+        else:
+            fut = self._transport.request(
+                self, "arbiter", "spawn", (), params, ack=True, tagged=True
+            )
         fut.aid = params["aid"]
         return cast("ActorFuture[ActorProxy]", fut)
 
@@ -368,6 +394,7 @@ class Actor:
         *,
         inline: bool = True,
         caller: ActorProxy | None = None,
+        origin: object = None,
     ) -> None:
         """Hand a request to this actor, to run on its own loop; from any thread.
 
@@ -375,7 +402,8 @@ class Actor:
         loop for routing code). ``inline`` runs the command at once when that
         is this actor's loop: right for routing code, never for a sender (it
         would run inside send()). ``caller`` is a local sender's proxy (else
-        the envelope's sender, if any, is the caller).
+        the envelope's sender, if any, is the caller). ``origin`` names the
+        stream it came on (None: from this process), which cancels name too.
         """
         loop = self._loop
         if loop is None:
@@ -385,6 +413,10 @@ class Actor:
                 )
             )
             return
+        ms = env.timeout_ms
+        if ms or origin is not None:
+            # The deadline counts from now: the sender's clock is not ours.
+            self._received[id(env)] = (origin, _monotonic() + ms / 1000 if ms else 0.0)
         if running is loop:
             if inline:
                 self._receive(env, on_reply, caller)
@@ -420,6 +452,20 @@ class Actor:
         the arbiter runs users' commands on a loop of their own, with its tasks.
         """
         allow = self._settings.allow_pickle
+        origin: object = None
+        if self._received:
+            origin, deadline = self._received.pop(id(env), (None, 0.0))
+            if deadline and _monotonic() > deadline:
+                reply(
+                    self._codec.error_reply(
+                        env.id, ActorTimeout("the deadline passed before it started")
+                    )
+                )
+                return
+        key = (origin, env.id)
+        if self._cancelled and self._cancelled.pop(key, 0) is None:
+            reply(self._codec.error_reply(env.id, _cancelled("cancelled before it started")))
+            return
         try:
             cmd = get_command(env.action)
             args, kwargs = self._read_args(env, allow)
@@ -433,10 +479,48 @@ class Actor:
         if type(result) not in _PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(_contained(result))
             tasks.add(task)
+            if not env.no_reply:  # a no-ack is never cancelled
+                self._running[key] = task
             self._update_gate()
-            task.add_done_callback(lambda t: self._finish(t, env.id, reply, tasks))
+            task.add_done_callback(lambda t: self._finish(t, env.id, reply, tasks, key))
         else:
             reply(self._reply(env.id, result, allow, self._settings.max_message_size))
+
+    def cancel_request(self, origin: object, request_id: int) -> None:
+        """Cancel request ``request_id`` that came from ``origin``; from any thread.
+
+        A running async command's task is cancelled; a request not started
+        yet is answered, not started. A sync command running cannot be
+        stopped; one already answered is not affected.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        if running_loop() is loop:
+            self._cancel_now(origin, request_id)
+            return
+        try:
+            # Behind the request on the same hand-off: it has started by then.
+            self._poster.post(self._cancel_now, (origin, request_id))
+        except RuntimeError:  # the actor's loop has closed
+            pass
+
+    def _cancel_now(self, origin: object, request_id: int) -> None:
+        key = (origin, request_id)
+        task = self._running.pop(key, None)
+        if task is None:
+            # Not started (queued elsewhere, as on the arbiter's command
+            # loop) or answered already: remembered a while, in case.
+            cancelled = self._cancelled
+            cancelled[key] = None
+            if len(cancelled) > _CANCELS_KEPT:
+                del cancelled[next(iter(cancelled))]
+            return
+        task_loop = task.get_loop()
+        if running_loop() is task_loop:
+            task.cancel()
+        else:  # an arbiter's command runs on its command loop
+            task_loop.call_soon_threadsafe(task.cancel)
 
     def _track(self, env: Envelope, reply: ReplyCallback) -> ReplyCallback:
         """Wrap ``reply`` so that the request fails if this actor ends first (thread-safe)."""
@@ -480,14 +564,15 @@ class Actor:
         request_id: int,
         reply: ReplyCallback,
         tasks: set[asyncio.Task[Any]],
+        key: tuple[object, int] | None = None,
     ) -> None:
         tasks.discard(task)
+        if key is not None:
+            self._running.pop(key, None)
         self._update_gate()
         codec = self._codec
         if task.cancelled():
-            reply(
-                codec.error_reply(request_id, asyncio.CancelledError("the command was cancelled"))
-            )
+            reply(codec.error_reply(request_id, _cancelled("the command was cancelled")))
         elif task.exception() is not None:
             reply(codec.error_reply(request_id, task.exception()))  # type: ignore[arg-type]
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Generator
 from typing import Any, Protocol, TypeVar
 
@@ -69,13 +70,22 @@ class BlockingFuture(concurrent.futures.Future[T]):
     """A concurrent future whose ``result(timeout)`` raises ActorTimeout.
 
     ``aid`` is the aid of the actor concerned (set at once by ``spawn``).
-    It can be awaited too, from any event loop.
+    It can be awaited too, from any event loop. ``result(timeout)`` waits at
+    most ``timeout`` seconds (the future stays pending after); the request's
+    deadline (``actorgrpc.timeout``, ``arbiter(request_timeout=...)``) fails
+    the future itself, whoever waits. ``cancel()`` also cancels the command
+    at the target (once).
     """
 
-    def __init__(self, aid: str = "", what: str = "") -> None:
+    def __init__(
+        self, aid: str = "", what: str = "", on_cancel: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self.aid = aid
         self._what = what
+        self._on_cancel = on_cancel
+        # (the timer's handle, its loop's thread) once the deadline is armed.
+        self._timer: tuple[asyncio.TimerHandle, int] | None = None
 
     def result(self, timeout: float | None = None) -> T:
         """The reply; ActorTimeout (a TimeoutError) when none came within ``timeout`` seconds."""
@@ -85,6 +95,15 @@ class BlockingFuture(concurrent.futures.Future[T]):
             if self.done():
                 raise
             raise ActorTimeout(f"no reply {self._what} within {timeout}s") from None
+
+    def cancel(self) -> bool:
+        """Stop waiting, and cancel the command at the target (a reply that comes is dropped)."""
+        if not super().cancel():
+            return False
+        on_cancel, self._on_cancel = self._on_cancel, None
+        if on_cancel is not None:
+            on_cancel()
+        return True
 
     def __await__(self) -> Generator[Any, None, T]:
         return asyncio.wrap_future(self).__await__()
@@ -130,23 +149,69 @@ def runs_here(loop: asyncio.AbstractEventLoop | None) -> None:
     _here.loop = loop
 
 
+def _expire(fut: concurrent.futures.Future[Any] | asyncio.Future[Any], what: str) -> None:
+    try:
+        _set(fut, False, ActorTimeout(what))
+    except concurrent.futures.InvalidStateError:  # settled from another thread meanwhile
+        pass
+
+
+def _arm(cfut: BlockingFuture[Any], deadline: float, what: str) -> None:
+    """Start ``cfut``'s deadline timer on the running loop (where its reply settles it)."""
+    if cfut.done():
+        return
+    loop = asyncio.get_running_loop()
+    handle = loop.call_at(deadline, _expire, cfut, what)
+    cfut._timer = (handle, threading.get_ident())  # noqa: SLF001  # this module's class
+
+
+def _deadline_text(what: str, seconds: float) -> str:
+    return f"no reply {what} within its deadline of {seconds}s".replace("  ", " ")
+
+
 def new_future(
-    aid: str, what: str, loop: asyncio.AbstractEventLoop | None, tagged: bool = False
+    aid: str,
+    what: str,
+    loop: asyncio.AbstractEventLoop | None,
+    tagged: bool = False,
+    deadline: float | None = None,
+    timers: asyncio.AbstractEventLoop | None = None,
+    on_cancel: Callable[[], None] | None = None,
 ) -> tuple[Any, Settle]:
     """A future for the calling context, and a thread-safe way to settle it.
 
     ``loop`` is the caller's running loop (``running_loop()``): an asyncio
     future then, a concurrent one for plain code (None). ``tagged`` asyncio
     futures carry ``.aid`` (spawn's); others are plain, cheaper asyncio futures.
+    ``deadline`` (seconds from now) fails the future with ActorTimeout when
+    no reply came by then: a timer on ``loop``, or for plain code on
+    ``timers``, the loop whose thread will settle it (one timer handle a
+    request, no thread). ``on_cancel`` runs once if the future is cancelled
+    (by its owner, or with the task awaiting it).
     """
     if loop is None:
-        cfut: BlockingFuture[Any] = BlockingFuture(aid, what)
+        cfut: BlockingFuture[Any] = BlockingFuture(aid, what, on_cancel)
+        if deadline is not None and timers is not None:
+            at = time.monotonic() + deadline
+            try:
+                poster_for(timers).post(_arm, (cfut, at, _deadline_text(what, deadline)))
+            except RuntimeError:  # that loop closed: the reply will not come either
+                pass
 
         def settle_sync(ok: bool, value: Any) -> None:
             try:
                 _set(cfut, ok, value)
             except concurrent.futures.InvalidStateError:
                 pass
+            timer = cfut._timer  # noqa: SLF001  # this module's class
+            if timer is not None:
+                if timer[1] == threading.get_ident():
+                    timer[0].cancel()
+                elif timers is not None:  # a handle is cancelled on its own loop's thread
+                    try:
+                        poster_for(timers).post(timer[0].cancel, ())
+                    except RuntimeError:
+                        pass
 
         return cfut, settle_sync
     if tagged:
@@ -154,6 +219,20 @@ def new_future(
         afut.aid = aid  # type: ignore[attr-defined]
     else:
         afut = loop.create_future()
+    if deadline is not None or on_cancel is not None:
+        handle = (
+            None
+            if deadline is None
+            else loop.call_later(deadline, _expire, afut, _deadline_text(what, deadline))
+        )
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if handle is not None:
+                handle.cancel()
+            if on_cancel is not None and f.cancelled():
+                on_cancel()
+
+        afut.add_done_callback(done)
     owner = threading.get_ident()
 
     def settle_async(ok: bool, value: Any) -> None:

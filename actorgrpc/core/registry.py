@@ -46,7 +46,10 @@ class LocalActor(Protocol):
         *,
         inline: bool = True,
         caller: ActorProxy | None = None,
+        origin: object = None,
     ) -> None: ...
+
+    def cancel_request(self, origin: object, request_id: int) -> None: ...
 
     def send(self, target: ActorProxy | str, action: str, *args: Any, **kwargs: Any) -> Any: ...
 

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from actorgrpc.core.consts import DEFAULT_MAX_MESSAGE_SIZE
 from actorgrpc.core.flow import DEFAULT_MAILBOX_LIMIT
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULT_REQUEST_TIMEOUT", "Settings"]
+
+#: Seconds a request may take by default (Orleans' 30 s), unless ``timeout()`` says.
+DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -36,3 +39,6 @@ class Settings:
     tls: object | None = None
     #: Logging level of child processes.
     log_level: int = logging.WARNING
+    #: Seconds every request may take before its future fails with
+    #: ActorTimeout (None: no deadline), unless ``actorgrpc.timeout()`` says.
+    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT

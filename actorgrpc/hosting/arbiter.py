@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import threading
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from actorgrpc.core.actor import set_system_figures
 from actorgrpc.core.consts import DEFAULT_MAX_MESSAGE_SIZE
 from actorgrpc.core.flow import DEFAULT_MAILBOX_LIMIT
-from actorgrpc.core.settings import Settings
+from actorgrpc.core.settings import DEFAULT_REQUEST_TIMEOUT, Settings
 from actorgrpc.hosting.child import PRELOAD, in_actor_process, process_main
 from actorgrpc.hosting.system import system_info
 from actorgrpc.remote.security import TLSConfig, check_listen, resolve_secret
@@ -63,8 +64,11 @@ def arbiter(**params: Any) -> Arbiter:
     ``max_message_size`` in bytes, ``max_mailbox`` (requests queued for one
     actor before senders wait), ``secret`` (default ``$ACTORGRPC_SECRET`` or
     a new one), ``tls`` (``{'cert', 'key', 'ca', 'mutual'}``), ``insecure``
-    (allow a non-loopback host without TLS), ``log_level``; others land in
-    ``params``.
+    (allow a non-loopback host without TLS), ``log_level``,
+    ``request_timeout`` (30.0: seconds every request of the tree may take
+    before its future fails with ActorTimeout, unless an
+    ``actorgrpc.timeout()`` block says otherwise; None for none); others land
+    in ``params``.
 
     The arbiter's loop is this process's IO loop, which also runs its gRPC
     server and channels: the standard commands that look after the tree
@@ -127,6 +131,7 @@ class Arbiter(ArbiterBase):
         secret: str | None = None,
         tls: TLSConfig | Mapping[str, Any] | None = None,
         insecure: bool = False,
+        request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
         start: Any = None,
         stopping: Any = None,
         periodic_task: Any = None,
@@ -159,6 +164,15 @@ class Arbiter(ArbiterBase):
             raise TypeError(f"arbiter: log_level must be a logging level, not {log_level!r}")
         if isinstance(max_mailbox, bool) or not isinstance(max_mailbox, int) or max_mailbox < 2:
             raise ValueError(f"arbiter: max_mailbox must be an int >= 2, not {max_mailbox!r}")
+        if request_timeout is not None and (
+            isinstance(request_timeout, bool)
+            or not isinstance(request_timeout, int | float)
+            or not 0 < request_timeout < math.inf
+        ):
+            raise ValueError(
+                f"arbiter: request_timeout must be a number of seconds > 0 or None, "
+                f"not {request_timeout!r}"
+            )
         hooks = {"start": start, "stopping": stopping, "periodic_task": periodic_task}
         for key, hook in hooks.items():
             if hook is not None and not callable(hook):
@@ -177,6 +191,7 @@ class Arbiter(ArbiterBase):
             secret=self.secret,
             tls=tls_config,
             log_level=log_level,
+            request_timeout=None if request_timeout is None else float(request_timeout),
         )
         set_system_figures(system_info)
         self._transport_impl = Transport(settings, port=port)

@@ -19,6 +19,7 @@ from actorgrpc.v1 import mailbox_pb2, value_pb2
 
 __all__ = [
     "BATCH",
+    "CANCEL",
     "CODEC",
     "REPLY",
     "REQUEST",
@@ -41,6 +42,7 @@ Envelope = mailbox_pb2.Envelope
 REQUEST = mailbox_pb2.ENVELOPE_KIND_REQUEST
 REPLY = mailbox_pb2.ENVELOPE_KIND_REPLY
 BATCH = mailbox_pb2.ENVELOPE_KIND_BATCH
+CANCEL = mailbox_pb2.ENVELOPE_KIND_CANCEL
 
 #: Most envelopes, and most bytes, carried in one stream message.
 MAX_BATCH = 512

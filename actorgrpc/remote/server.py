@@ -27,7 +27,14 @@ from grpc_reflection.v1alpha import reflection
 from actorgrpc.core.errors import BadRequest, ResourceExhausted, short
 from actorgrpc.core.proxy import format_address
 from actorgrpc.remote.connection import FLOW_METADATA, channel_options
-from actorgrpc.remote.envelopes import MAX_BATCH, Envelope, drop_reply, expand, make_error_reply
+from actorgrpc.remote.envelopes import (
+    CANCEL,
+    MAX_BATCH,
+    Envelope,
+    drop_reply,
+    expand,
+    make_error_reply,
+)
 from actorgrpc.remote.outbox import Outbox
 from actorgrpc.remote.security import AuthInterceptor, TLSConfig
 from actorgrpc.remote.status import ERROR_METADATA_KEY, STATUS_BY_CODE
@@ -69,6 +76,7 @@ class MailboxHost(Protocol):
         self, env: mailbox_pb2.Envelope, reply: ReplyCallback, *, sized: bool = False
     ) -> Gate | None: ...
     def on_io_loop(self, fn: Callable[[mailbox_pb2.Envelope], None]) -> ReplyCallback: ...
+    def cancel(self, env: mailbox_pb2.Envelope, origin: object) -> None: ...
 
 
 class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
@@ -144,9 +152,16 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
                 try:
                     for env in expand(message):
                         if lots and (lot := lots.get(env.target)) is not None:
-                            parking.park(lot, env, sized)  # behind its target's others
-                            continue
+                            if env.kind == CANCEL:  # of a request maybe parked here
+                                if parking.cancel(lot, env.id):
+                                    continue
+                            else:
+                                parking.park(lot, env, sized)  # behind its target's others
+                                continue
                         try:
+                            if env.kind == CANCEL:  # of a request of this stream: no reply
+                                transport.cancel(env, reply)
+                                continue
                             if env.no_reply:
                                 gate = dispatch(env, drop_reply, sized=sized)
                             else:
@@ -183,6 +198,9 @@ class _Mailbox(mailbox_pb2_grpc.MailboxServicer):
         reply = transport.on_io_loop(settle)
 
         request.no_reply = False
+        remaining = context.time_remaining()
+        if remaining is not None and not request.timeout_ms:  # the call's gRPC deadline
+            request.timeout_ms = max(1, int(remaining * 1000))
         if request.kind == mailbox_pb2.ENVELOPE_KIND_BATCH:
             reply(make_error_reply(request.id, BadRequest("Send takes one envelope, not a batch")))
         else:
@@ -376,6 +394,20 @@ class _Parking:
                     self.cap,
                 )
             lot.dropped += 1
+
+    def cancel(self, lot: _Lot, request_id: int) -> bool:
+        """Answer a parked request cancelled by its caller (it never starts); False if none."""
+        for item in lot.envelopes:
+            env = item[0]
+            if env.id == request_id and env.kind != CANCEL:
+                lot.envelopes.remove(item)
+                if env.no_reply:
+                    self._unanswered.done()
+                else:
+                    error = asyncio.CancelledError("the request was cancelled before it started")
+                    self.reply(make_error_reply(env.id, error))
+                return True
+        return False
 
     async def _deliver(self, target: str, lot: _Lot) -> None:
         """Deliver the lot in order as its target has room; then drop it, and say so."""

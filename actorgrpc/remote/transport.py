@@ -24,8 +24,10 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from actorgrpc.core.deadlines import call_timeout
 from actorgrpc.core.errors import (
     ActorError,
     ActorNotAvailable,
@@ -44,6 +46,7 @@ from actorgrpc.core.settings import Settings
 from actorgrpc.remote import server, wire
 from actorgrpc.remote.connection import Connection
 from actorgrpc.remote.envelopes import (
+    CANCEL,
     CODEC,
     REQUEST,
     Envelope,
@@ -248,6 +251,9 @@ class Transport:
             raise BadRequest(f"send: the {what} is not valid UTF-8 text") from None
         settings = self.settings
         allow_pickle = settings.allow_pickle
+        seconds = call_timeout(settings.request_timeout)
+        if seconds is not None:  # relative: the receiver counts from when it reads it
+            env.timeout_ms = max(1, int(seconds * 1000))
         if args:
             wire.encode_args(args, env.args, allow_pickle=allow_pickle)
         if kwargs:
@@ -267,7 +273,15 @@ class Transport:
         if ack:
             # The description is for plain code's timeouts only.
             what = f"from {target_id} to {action!r}" if running is None else ""
-            fut, settle = new_future(target_id, what, running, tagged)
+            fut, settle = new_future(
+                target_id,
+                what,
+                running,
+                tagged,
+                seconds,
+                timers=self.loop,  # never blocked by a command, as a thread actor's loop may be
+                on_cancel=partial(self._cancel_request, local, dest, target_id, env.id),
+            )
 
             def on_reply(reply: mailbox_pb2.Envelope) -> None:
                 if reply.HasField("error"):
@@ -297,6 +311,30 @@ class Transport:
             caller = sender.proxy if sender is not None else None
             local.deliver(env, on_reply or drop_reply, running, inline=False, caller=caller)
         return fut
+
+    def _cancel_request(
+        self, local: LocalActor | None, dest: ActorProxy | str, target: str, request_id: int
+    ) -> None:
+        """Cancel request ``request_id`` where it went: the same way, behind it (any thread)."""
+        if local is not None:
+            local.cancel_request(None, request_id)
+            return
+        env = Envelope(id=request_id, kind=CANCEL, target=target)
+        try:
+            self.call_soon(self.route, env, dest, None)
+        except RuntimeError:  # the IO loop closed: so did the stream the request took
+            pass
+
+    def cancel(self, env: mailbox_pb2.Envelope, origin: object) -> None:
+        """A cancel that came on a stream (``origin`` names it): tell the actor (IO loop).
+
+        A request the arbiter forwarded went on under an id of its own: a
+        cancel of it is not carried on (it would need the forwarding's ids).
+        """
+        target = env.target
+        actor = self.registry.local(target) if target else self.main_actor
+        if actor is not None:
+            actor.cancel_request(origin, env.id)
 
     def _sender_ref(self, sender: LocalActor) -> tuple[ActorProxy, value_pb2.ActorRef]:
         """``sender``'s reference as envelopes carry it, made once per sending actor.
@@ -539,7 +577,8 @@ class Transport:
         target = env.target
         actor = self.registry.local(target) if target else self.main_actor
         if actor is not None:
-            actor.deliver(env, reply, self.loop)
+            # The reply callback is the stream's own: it names the stream cancels come on.
+            actor.deliver(env, reply, self.loop, origin=reply)
             return actor.gate
         if self.resolver is not None:
             try:

@@ -26,6 +26,7 @@ from actorgrpc.core import standard_commands
 from actorgrpc.core.actor import SPAWN_TIMEOUT, Actor, act_as, check_spawn_params, new_aid
 from actorgrpc.core.commands import command_modules, find_command
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES, MONITOR_TASK_PERIOD
+from actorgrpc.core.deadlines import UNSET, current_timeout
 from actorgrpc.core.errors import (
     ActorError,
     ActorNotAvailable,
@@ -341,8 +342,14 @@ class ArbiterBase(Actor):
         """Spawn an actor; a future with ``.aid`` set at once, resolving to its proxy."""
         params = check_spawn_params(params)
         self._check_running()
+        block = current_timeout()  # spawn_here bounds the rest by spawn's own `timeout`
         fut, settle = new_future(
-            params["aid"], f"spawning {params['aid']}", running_loop(), tagged=True
+            params["aid"],
+            f"spawning {params['aid']}",
+            running_loop(),
+            tagged=True,
+            deadline=None if block is UNSET else block,  # type: ignore[arg-type]
+            timers=self._transport.loop,
         )
 
         async def go() -> None:

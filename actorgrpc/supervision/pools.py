@@ -275,6 +275,7 @@ class Monitor(Actor):
         *,
         inline: bool = True,
         caller: ActorProxy | None = None,
+        origin: object = None,
     ) -> None:
         """Take a request: its own commands (MONITOR_COMMANDS) run here, the rest go to the pool.
 
@@ -282,7 +283,7 @@ class Monitor(Actor):
         waits in its mailbox: it is forwarded, as it came, to a worker.
         """
         if env.action in MONITOR_COMMANDS:
-            super().deliver(env, on_reply, running, inline=inline, caller=caller)
+            super().deliver(env, on_reply, running, inline=inline, caller=caller, origin=origin)
             return
         # A request sent without ack is forwarded once: no reply tells it failed.
         job = _Job(env, None if env.no_reply else on_reply, caller, self.retries)

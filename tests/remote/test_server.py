@@ -72,7 +72,7 @@ class Hole:
     def on_own_loop(self) -> bool:
         return False
 
-    def deliver(self, env, on_reply, running, *, inline=True, caller=None) -> None:
+    def deliver(self, env, on_reply, running, *, inline=True, caller=None, origin=None) -> None:
         self.received.append(env)
 
     def send(self, target, action, *args, **kwargs) -> Any:
