@@ -249,7 +249,7 @@ def test_errors(arb: Arbiter) -> None:
     assert send(dead, "stop").result(10) is None
     wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     line = fails("send", addr, "cli-dead", "ping", code=1)
-    assert "UNAVAILABLE" in line and "cli-dead ended" in line, line
+    assert "UNAVAILABLE" in line and f"cli-dead ({dead.aid}) ended" in line, line
     # No such command: UNIMPLEMENTED.
     line = fails("send", addr, "arbiter", "cli_no_such_command", code=1)
     assert "UNIMPLEMENTED" in line and "cli_no_such_command" in line
