@@ -267,6 +267,12 @@ def test_errors(arb: Arbiter) -> None:
     )
 
 
+def test_an_unknown_command_is_told_with_the_closest_known_one(arb: Arbiter) -> None:
+    actor = spawn().result(30)  # a process actor: its answer crosses the wire twice
+    line = fails("send", format_address(arb.address), actor.aid, "pnig", code=1)
+    assert "UNIMPLEMENTED" in line and "unknown command 'pnig': did you mean 'ping'?" in line
+
+
 # -- actorgrpc run -------------------------------------------------------------------
 
 
