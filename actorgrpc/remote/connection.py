@@ -211,7 +211,10 @@ class Connection:
             if told is None:
                 who = f"actor {short(target)}" if target else "the actor"
                 told = f"{NO_REPLY} {who} at {self.address}: {reason}"
-            callback(make_error_reply(request_id, ActorNotAvailable(told)))
+            try:
+                callback(make_error_reply(request_id, ActorNotAvailable(told)))
+            except Exception:  # one request's, not the others'
+                log.exception("request %d to %s: its callback failed", request_id, self.address)
 
     async def close(self) -> None:
         """Flush what is queued, end the stream, close the channel."""
