@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import itertools
 import logging
@@ -847,6 +848,7 @@ async def _contained(awaitable: Any) -> Any:
 
 def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
     """Validate spawn's keyword arguments; fill in the aid. Raises TypeError/ValueError."""
+    _refuse_misspelt_keywords(params)
     out = dict(params)
     aid = out.get("aid")
     if aid is None:
@@ -880,6 +882,40 @@ def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
             f"spawn: timeout must be a number of seconds >= 0 (0: none), not {timeout!r}"
         )
     return out
+
+
+#: spawn's own keywords; any other becomes one of the actor's params.
+_SPAWN_KEYWORDS = ("aid", "name", "concurrency", "actor_class", "timeout", *HOOKS)
+
+
+def _refuse_misspelt_keywords(params: Mapping[str, Any]) -> None:
+    """Refuse a keyword one typo away from one of spawn's own, with a value that fits it.
+
+    Other keywords are the actor's params, free-form: ``perodic_task=tick``
+    would pass as one, and the hook would silently never run. So a near miss
+    (difflib's ratio >= 0.8) whose value that keyword would take (a callable
+    for a hook, a kind for ``concurrency``...) is taken for a typo, while an
+    ordinary param near a keyword, such as ``state='idle'``, still passes.
+    """
+    for key, value in params.items():
+        if key in _SPAWN_KEYWORDS:
+            continue
+        for keyword in difflib.get_close_matches(key, _SPAWN_KEYWORDS, n=3, cutoff=0.8):
+            if _fits(keyword, value):
+                raise TypeError(f"spawn: unknown keyword {key!r}: did you mean {keyword!r}?")
+
+
+def _fits(keyword: str, value: Any) -> bool:
+    """Whether ``value`` is one that spawn's ``keyword`` takes."""
+    if keyword in HOOKS:
+        return callable(value)
+    if keyword == "concurrency":
+        return isinstance(value, str) and value in _KINDS
+    if keyword == "actor_class":
+        return isinstance(value, type) and issubclass(value, Actor)
+    if keyword == "timeout":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)  # aid, name
 
 
 def _sender() -> Actor:

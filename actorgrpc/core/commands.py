@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -70,11 +71,16 @@ def command(fn: F | None = None, *, ack: bool = True) -> F | Callable[[F], F]:
 
 
 def get_command(name: str) -> Command:
-    """The command called ``name``; raises CommandNotFound."""
+    """The command called ``name``; raises CommandNotFound, naming the closest one known."""
     try:
         return _COMMANDS[name]
     except KeyError:
-        raise CommandNotFound(f"unknown command {short(name)}") from None
+        pass
+    # 0.75: a swap of two letters in a short name ('pnig') scores just that.
+    known = tuple(_COMMANDS) if len(name) < 100 else ()  # a copy: imports may register more
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    hint = f": did you mean {close[0]!r}?" if close else ""
+    raise CommandNotFound(f"unknown command {short(name)}{hint}") from None
 
 
 def find_command(name: str) -> Command | None:

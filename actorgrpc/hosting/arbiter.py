@@ -279,6 +279,7 @@ class Arbiter(ArbiterBase):
         transport.arbiter_address = transport.address
         transport.resolver = self.supervisor.lookup
         transport.obituary = self.supervisor.obituary
+        transport.obituary_soon = self.supervisor.obituary_soon
         transport.on_connection_lost = self.supervisor.address_lost
         transport.main_actor = self
         loop = asyncio.get_running_loop()

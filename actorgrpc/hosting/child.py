@@ -82,6 +82,8 @@ async def _process_actor(spec: ActorSpec) -> int:
     await transport.start()
     actor = spec.make_actor(transport, transport.supervisor_client())
     transport.main_actor = actor
+    # Requests whose stream breaks say how their actor ended: the arbiter knows.
+    transport.obituary_soon = transport.obituary_from_arbiter
     loop = asyncio.get_running_loop()
 
     def terminated() -> None:

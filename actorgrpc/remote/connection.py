@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
-from actorgrpc.core.errors import ActorNotAvailable
+from actorgrpc.core.errors import ActorNotAvailable, short
 from actorgrpc.core.flow import Gate
 from actorgrpc.core.proxy import format_address
 from actorgrpc.remote.envelopes import expand, make_error_reply
@@ -31,7 +32,15 @@ if TYPE_CHECKING:
     from actorgrpc.core._typing import Address, ReplyCallback
     from actorgrpc.core.settings import Settings
 
-__all__ = ["FLOW_METADATA", "Connection", "ConnectionOwner", "channel_options", "open_channel"]
+__all__ = [
+    "FLOW_METADATA",
+    "NO_REPLY",
+    "OBITUARY_WAIT",
+    "Connection",
+    "ConnectionOwner",
+    "channel_options",
+    "open_channel",
+]
 
 log = logging.getLogger("actorgrpc")
 
@@ -41,6 +50,17 @@ FLOW_METADATA = ("actorgrpc-flow", "1")
 _FLOW = mailbox_pb2.ENVELOPE_KIND_FLOW
 _FULL = mailbox_pb2.FLOW_STATE_FULL
 _ROOM = mailbox_pb2.FLOW_STATE_ROOM
+
+#: Seconds the requests of a broken stream wait, at most, for their actor's
+#: death record, so that their error says how it ended (the arbiter's process).
+OBITUARY_WAIT = 1.0
+
+#: How the error of a request whose stream broke begins, when how its actor
+#: ended is not known.
+NO_REPLY = "no reply from"
+
+# A request waiting for its reply: the callback and the target it was sent to.
+_Pending = tuple["ReplyCallback", str]
 
 
 def channel_options(max_message_size: int) -> list[tuple[str, Any]]:
@@ -77,6 +97,12 @@ class ConnectionOwner(Protocol):
     #: Metadata every outgoing call carries (the secret).
     metadata: tuple[tuple[str, str], ...]
 
+    #: How the ended actor with that aid or name ended, or None.
+    obituary: Callable[[str], str | None]
+    #: The same, once the actors at an address whose stream broke are seen to
+    #: end (waiting up to a timeout); None where no death record is kept.
+    obituary_soon: Callable[[str, Address, float], Awaitable[str | None]] | None
+
     def drop_connection(self, conn: Connection, broken: bool = False) -> None: ...
 
 
@@ -100,7 +126,7 @@ class Connection:
         self.address = format_address(peer)
         self.closed = False
         self._owner = owner
-        self._pending: dict[int, ReplyCallback] = {}
+        self._pending: dict[int, _Pending] = {}
         settings = owner.settings
         self._channel = open_channel(settings, self.address)
         self._call = mailbox_pb2_grpc.MailboxStub(self._channel).Stream(
@@ -122,7 +148,7 @@ class Connection:
         stream's.
         """
         if on_reply is not None:
-            self._pending[env.id] = on_reply
+            self._pending[env.id] = (on_reply, env.target)
         if self._held:
             held = self._held.get(env.target)
             if held is not None:
@@ -181,10 +207,10 @@ class Connection:
             # read() rather than `async for`: no async generator per message.
             while (message := await read()) is not eof:
                 for env in expand(message):
-                    callback = pending.pop(env.id, None)
-                    if callback is not None:
+                    waiting = pending.pop(env.id, None)
+                    if waiting is not None:
                         try:
-                            callback(env)
+                            waiting[0](env)
                         except Exception:  # one reply's, not the stream's
                             log.exception("reply %d from %s: its callback failed", env.id, peer)
                     elif env.kind == _FLOW:  # id 0: never a request's
@@ -209,20 +235,60 @@ class Connection:
         for held in self._held.values():  # their requests fail below, with the rest
             held.gate.update(0)
         self._held.clear()
-        self._fail_all(reason)
+        self._fail_all(reason, wait=True)
         if not self._reader.done():
             self._reader.cancel()
         self._closing = asyncio.ensure_future(self._channel.close(None))
 
-    def _fail_all(self, reason: str) -> None:
-        for request_id in list(self._pending):
-            self._fail(request_id, reason)
+    def _fail_all(self, reason: str, wait: bool = False) -> None:
+        """Fail every pending request; with ``wait``, once their actors' ends are known."""
+        failed = list(self._pending.items())
+        self._pending.clear()
+        soon = self._owner.obituary_soon
+        if wait and soon is not None and failed:
+            # The stream broke, most likely as its process ended, which the
+            # runner sees about now: the death record will say how.
+            self._failing = asyncio.ensure_future(self._fail_later(failed, reason, soon))
+        else:
+            self._answer(failed, reason, self._owner.obituary)
 
     def _fail(self, request_id: int, reason: str) -> None:
-        callback = self._pending.pop(request_id, None)
-        if callback is not None:
-            err = ActorNotAvailable(f"no reply from {self.address}: {reason}")
-            callback(make_error_reply(request_id, err))
+        waiting = self._pending.pop(request_id, None)
+        if waiting is not None:
+            self._answer([(request_id, waiting)], reason, self._owner.obituary)
+
+    async def _fail_later(
+        self,
+        failed: list[tuple[int, _Pending]],
+        reason: str,
+        soon: Callable[[str, Address, float], Awaitable[str | None]],
+    ) -> None:
+        targets = list({target for _, (_, target) in failed})
+        told: dict[str, str | None] = {}
+        try:
+            found = await asyncio.gather(*(soon(t, self.peer, OBITUARY_WAIT) for t in targets))
+            told = dict(zip(targets, found, strict=True))
+        except Exception:  # they fail all the same, saying what is known
+            log.exception("requests to %s: how their actors ended is not known", self.address)
+        finally:  # cancelled too (the loop ends): nobody is left waiting
+            self._answer(failed, reason, told.get)
+
+    def _answer(
+        self,
+        failed: list[tuple[int, _Pending]],
+        reason: str,
+        obituary: Callable[[str], str | None],
+    ) -> None:
+        """Answer each request with ActorNotAvailable: how its actor ended, if known."""
+        for request_id, (callback, target) in failed:
+            told = obituary(target) if target else None
+            if told is None:
+                who = f"actor {short(target)}" if target else "the actor"
+                told = f"{NO_REPLY} {who} at {self.address}: {reason}"
+            try:
+                callback(make_error_reply(request_id, ActorNotAvailable(told)))
+            except Exception:  # one request's, not the others'
+                log.exception("request %d to %s: its callback failed", request_id, self.address)
 
     async def close(self) -> None:
         """Flush what is queued, end the stream, close the channel."""

@@ -44,7 +44,7 @@ from actorgrpc.core.proxy import ActorProxy, format_address, parse_address
 from actorgrpc.core.registry import Registry
 from actorgrpc.core.settings import Settings
 from actorgrpc.remote import server, wire
-from actorgrpc.remote.connection import Connection
+from actorgrpc.remote.connection import NO_REPLY, Connection
 from actorgrpc.remote.envelopes import (
     CANCEL,
     CODEC,
@@ -128,6 +128,9 @@ class Transport:
         self.resolver: Callable[[str], ActorProxy | None] | None = None
         #: Says how an ended actor ended, for errors (set in the arbiter's process).
         self.obituary: Callable[[str], str | None] = lambda target: None
+        #: The same, once the actors at an address whose stream broke are seen
+        #: to end, waiting up to a timeout (set in the arbiter's process).
+        self.obituary_soon: Callable[[str, Address, float], Awaitable[str | None]] | None = None
         #: Told the address of every mailbox stream that breaks.
         self.on_connection_lost: Callable[[Address], None] = lambda address: None
         self.health: Any = None
@@ -531,6 +534,39 @@ class Transport:
         if ended is not None:
             return ActorNotAvailable(ended)
         return ActorNotFound(f"no actor {short(target)} in this tree")
+
+    async def obituary_from_arbiter(
+        self, target: str, address: Address, timeout: float
+    ) -> str | None:
+        """How ``target``, whose stream to ``address`` broke, ended, as the arbiter tells it.
+
+        A process actor's ``obituary_soon``: the death records are the
+        arbiter's. A ping by that aid or name goes via the arbiter, which
+        answers for an ended actor with how it ended, having waited up to
+        ``timeout`` itself for the death record: its answer is awaited up to
+        twice that. None if the actor is alive or unknown there, or the
+        arbiter does not answer.
+        """
+        arbiter = self.arbiter_address
+        if arbiter is None or address == arbiter or not target:
+            return None  # nobody else to ask
+        answer: asyncio.Future[mailbox_pb2.Envelope] = self.loop.create_future()
+
+        def on_reply(reply: mailbox_pb2.Envelope) -> None:
+            if not answer.done():
+                answer.set_result(reply)
+
+        env = Envelope(id=next(self._ids), kind=REQUEST, target=target, action="ping")
+        self.send_remote(arbiter, env, on_reply)
+        try:
+            reply = await asyncio.wait_for(answer, 2 * timeout)
+        except TimeoutError:
+            return None
+        error = reply.error if reply.HasField("error") else None
+        if error is None or error.code != ActorNotAvailable.code:
+            return None
+        # The arbiter's own "no reply from ..." says less than ours.
+        return None if error.message.startswith(NO_REPLY) else error.message
 
     def send_remote(
         self, address: Address, env: mailbox_pb2.Envelope, on_reply: ReplyCallback | None

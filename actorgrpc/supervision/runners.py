@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import struct
+import sys
 import termios
 import threading
 import time
@@ -29,7 +30,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_objects
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from actorgrpc.core.actor import Actor
 from actorgrpc.core.futures import runs_here
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORKSERVER_GONE",
+    "IMPORT_TIME_SPAWN_EXIT_CODE",
     "START_METHODS",
     "ActorSpec",
     "LoopHeartbeat",
@@ -59,10 +61,17 @@ START_METHODS = ("forkserver", "spawn")
 TERMINATED_EXIT_CODE = 128 + 15
 #: How a process actor ended whose exit code went with its forkserver (a death record's ``how``).
 FORKSERVER_GONE = "ended with an unknown exit code: its forkserver is gone"
+#: Exit code of a process actor's child that re-ran, as multiprocessing's start
+#: methods have it do, a script that spawns process actors when imported
+#: (sysexits' EX_CONFIG): it ends before it can become the actor.
+IMPORT_TIME_SPAWN_EXIT_CODE = 78
 #: A child's ``exit_code`` until it writes the code it exits with.
 _NO_EXIT_CODE = -1
 #: What multiprocessing makes of a forkserver's pipe that closed without a code.
 _LOST_EXIT_CODE = 255
+
+#: What names the children a ProcessRunner starts (their ``Process.name``).
+_PROCESS_NAME = "actorgrpc-"
 
 #: Called on the IO loop when an actor's runner ends: (exit code or None, how).
 OnExit = Callable[[int | None, str], None]
@@ -198,10 +207,17 @@ class ProcessRunner:
         self.process = self._ctx.Process(
             target=self._entry,
             args=(self.spec,),
-            name=f"actorgrpc-{self.spec.name or self.spec.aid}",
+            name=f"{_PROCESS_NAME}{self.spec.name or self.spec.aid}",
             daemon=True,
         )
-        self.process.start()
+        try:
+            self.process.start()
+        except RuntimeError as exc:
+            # In a child of ours (see its name above) re-running the script.
+            ours = multiprocessing.current_process().name.startswith(_PROCESS_NAME)
+            if ours and "bootstrapping phase" in str(exc):
+                _end_import_time_spawn()
+            raise
         self._pidfd = _open_pidfd(self.process.pid)
         if self._pidfd is not None:
             weakref.finalize(self, os.close, self._pidfd)
@@ -228,6 +244,13 @@ class ProcessRunner:
 
     def _exit_status(self) -> tuple[int | None, str]:
         """How the child, which has ended, ended: (exit code or None, how)."""
+        code, how = self._reported_exit()
+        if code == IMPORT_TIME_SPAWN_EXIT_CODE and self._exit_code.value == _NO_EXIT_CODE:
+            # Ended before it ran the actor, which writes its code first: see start().
+            how = _import_time_spawn()
+        return code, how
+
+    def _reported_exit(self) -> tuple[int | None, str]:
         process = self.process
         if not self._forkserver:
             process.join(1.0)  # reaps it (a child of ours)
@@ -275,6 +298,29 @@ class ProcessRunner:
         if self.process is None:
             return True
         return self._ended(timeout)
+
+
+def _import_time_spawn() -> str:
+    """Why a child ended with IMPORT_TIME_SPAWN_EXIT_CODE, in one line (the spawning process)."""
+    script = getattr(sys.modules.get("__main__"), "__file__", None) or "the main script"
+    return (
+        f"its process re-ran {script}, which spawns process actors when imported: "
+        "put that code under `if __name__ == '__main__':`"
+    )
+
+
+def _end_import_time_spawn() -> NoReturn:
+    """End this child of a ProcessRunner, which spawned while re-running its parent's script.
+
+    multiprocessing's forkserver and spawn start methods have a child import
+    the parent's main script (as ``__mp_main__``) before it runs its target:
+    a script that spawns at import time, with no ``__main__`` guard, spawns
+    again there, and multiprocessing refuses that with a RuntimeError whose
+    two tracebacks (the child's, then the parent's) say little. The child,
+    which cannot go on, ends quietly with a code of its own instead, and its
+    runner says why in one line.
+    """
+    os._exit(IMPORT_TIME_SPAWN_EXIT_CODE)
 
 
 def _open_pidfd(pid: int) -> int | None:

@@ -307,8 +307,26 @@ class Supervisor:
                     break
         if record is None:
             return None
-        who = record["name"] if record.get("named") else record["aid"]
+        who = f"{record['name']} ({record['aid']})" if record.get("named") else record["aid"]
         return f"actor {who} ended: {record['how']}"
+
+    async def obituary_soon(self, target: str, address: Address, timeout: float) -> str | None:
+        """How ``target`` ended, once the actors at ``address`` are seen to end, or None.
+
+        For requests whose stream to ``address`` broke: that is how a process's
+        end shows first, and its runner sees it just after, so this waits for
+        those actors' ends, up to ``timeout``. None while ``target`` still
+        lives there.
+        """
+        there = [
+            e.aid for e in self.managed.values() if e.address == address and e.runner is not None
+        ]
+        if there:
+            await self.wait_ended(there, timeout)
+        entry = self.managed.get(self.names.get(target, target))
+        if entry is not None and entry.address == address:
+            return None
+        return self.obituary(target)
 
     def address_lost(self, address: Address) -> None:
         """The mailbox stream to ``address`` broke: actors nobody else watches there ended."""

@@ -249,7 +249,7 @@ def test_errors(arb: Arbiter) -> None:
     assert send(dead, "stop").result(10) is None
     wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     line = fails("send", addr, "cli-dead", "ping", code=1)
-    assert "UNAVAILABLE" in line and "cli-dead ended" in line, line
+    assert "UNAVAILABLE" in line and f"cli-dead ({dead.aid}) ended" in line, line
     # No such command: UNIMPLEMENTED.
     line = fails("send", addr, "arbiter", "cli_no_such_command", code=1)
     assert "UNIMPLEMENTED" in line and "cli_no_such_command" in line
@@ -288,6 +288,12 @@ def test_a_tls_tree_says_it_speaks_tls(mutual_tls: dict[str, Any]) -> None:
         addr = format_address(arb.address)
         assert "speaks TLS and this client does not" in fails("ps", addr, code=1)
         assert ok_json("send", addr, "arbiter", "echo", '"tls"', "--cacert", ca) == "tls"
+
+
+def test_an_unknown_command_is_told_with_the_closest_known_one(arb: Arbiter) -> None:
+    actor = spawn().result(30)  # a process actor: its answer crosses the wire twice
+    line = fails("send", format_address(arb.address), actor.aid, "pnig", code=1)
+    assert "UNIMPLEMENTED" in line and "unknown command 'pnig': did you mean 'ping'?" in line
 
 
 # -- actorgrpc run -------------------------------------------------------------------

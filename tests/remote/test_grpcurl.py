@@ -212,4 +212,4 @@ def test_errors(arb: Arbiter) -> None:
     wait_for(lambda: arb.get_actor(dead.aid) is None, 30, "the stopped actor to be gone")
     for target in (dead.aid, "gc-dead"):
         err = send_fails(arb, {"target": target, "action": "ping"})
-        assert "Code: Unavailable" in err and "gc-dead ended" in err, err
+        assert "Code: Unavailable" in err and f"gc-dead ({dead.aid}) ended" in err, err

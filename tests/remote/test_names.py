@@ -172,7 +172,7 @@ def test_an_unknown_or_ended_name_fails_from_a_process_actor_with_the_arbiters_a
     assert send(sender, "nm_ask", "nm-gone", "ping").result(T) == "pong"
     send(gone, "stop")
     wait_for(lambda: ended(arb, gone.aid), timeout=T, what="nm-gone to end")
-    with pytest.raises(ActorNotAvailable, match="actor nm-gone ended: stopped"):
+    with pytest.raises(ActorNotAvailable, match=rf"actor nm-gone \({gone.aid}\) ended: stopped"):
         send(sender, "nm_ask", "nm-gone", "ping").result(T)
 
 

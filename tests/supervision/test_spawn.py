@@ -349,7 +349,7 @@ def test_default_names_are_shown_but_not_registered(arb, kind):
     assert arb.terminated_actors[first.aid]["name"] == "actor"
     assert send(named, "stop").result(T) is None
     wait_for(lambda: named.aid in arb.terminated_actors, SPAWN_T)
-    with pytest.raises(ActorError, match="actor actor ended: stopped"):
+    with pytest.raises(ActorError, match=rf"actor actor \({named.aid}\) ended: stopped"):
         send("actor", "ping").result(T)
 
 

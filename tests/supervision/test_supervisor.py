@@ -377,9 +377,9 @@ def test_obituary_tells_how_an_actor_ended_by_aid_or_by_its_last_owner_of_a_name
 
         told = on_io(arb, steps)
     assert told == [
-        "actor sup-ob ended: first went",
-        "actor sup-ob ended: then went",
-        "actor sup-ob ended: then went",  # the last actor of that name
+        "actor sup-ob (sup-ob-1) ended: first went",
+        "actor sup-ob (sup-ob-2) ended: then went",
+        "actor sup-ob (sup-ob-2) ended: then went",  # the last actor of that name
         "actor sup-ob-anon ended: exited with code 3",
         None,
     ]
