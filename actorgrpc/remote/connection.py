@@ -156,7 +156,13 @@ class Connection:
                 held.gate.update(len(held.envelopes))
                 return held.gate
         if not self._outbox.put(env):
-            self._fail(env.id, "the connection is closed")
+            if self.closed:
+                self._fail(env.id, "the connection is closed")
+            else:
+                # The outbox ended with its stream before the writer said so:
+                # the stream is broken, for this request as for the others
+                # (a pool re-sends such requests; they reached no actor).
+                self._broken("its stream broke")
         return self.gate
 
     def shut_gate(self, target: str) -> Gate | None:
