@@ -703,8 +703,10 @@ class Actor:
         key = (origin, request_id)
         task = self._running.pop(key, None)
         if task is None:
-            # Not started (queued elsewhere, as on the arbiter's command
-            # loop) or answered already: remembered a while, in case.
+            if self._queue and self._drop_waiting(origin, request_id):
+                return
+            # Not taken in yet (behind a sync command) or answered already:
+            # remembered a while, in case.
             cancelled = self._cancelled
             cancelled[key] = None
             if len(cancelled) > _CANCELS_KEPT:
@@ -715,6 +717,19 @@ class Actor:
             task.cancel()
         else:  # an arbiter's command runs on its command loop
             task_loop.call_soon_threadsafe(task.cancel)
+
+    def _drop_waiting(self, origin: object, request_id: int) -> bool:
+        """Answer a cancelled request that waits for a turn, and drop it: True if one did."""
+        received = self._received
+        for entry in self._queue:
+            env = entry[1]
+            if env.id == request_id and received.get(id(env), (None,))[0] is origin:
+                self._queue.remove(entry)
+                self._forget(env)
+                entry[2](self._codec.error_reply(env.id, _cancelled("cancelled before it started")))
+                self._recount()
+                return True
+        return False
 
     def _track(self, env: Envelope, reply: ReplyCallback) -> ReplyCallback:
         """Wrap ``reply`` so that the request fails if this actor ends first (thread-safe)."""

@@ -186,6 +186,18 @@ def test_a_stop_fails_the_commands_waiting_for_a_turn(arb, kind):
     wait_for(lambda: p.aid in arb.terminated_actors, T, "the actor to end")
 
 
+def test_a_cancelled_request_waiting_for_its_turn_leaves_the_queue_at_once(arb):
+    p = spawn(concurrency="thread").result(SPAWN_T)
+    running = send(p, "trn_hold", "cancel")
+    wait_for(lambda: counts(p) == (1, 0), T, "the first command to run")
+    waiting = send(p, "trn_hold", "cancel")
+    wait_for(lambda: counts(p) == (1, 1), T, "the second command to wait")
+    assert waiting.cancel()
+    wait_for(lambda: counts(p) == (1, 0), T, "the cancelled request to leave the queue")
+    assert send(p, "trn_release", "cancel").result(T) is True
+    assert running.result(T) == "cancel"
+
+
 # -- call chains ------------------------------------------------------------------
 
 
