@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import difflib
 import inspect
 import itertools
 import logging
 import os
+import random
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from actorgrpc.core.commands import find_command, get_command
 from actorgrpc.core.consts import ACTOR_STATES, MONITOR_TASK_PERIOD
 from actorgrpc.core.deadlines import UNSET, current_timeout, timeout
-from actorgrpc.core.errors import ActorNotAvailable, ActorTimeout, BadRequest, CommandError
+from actorgrpc.core.errors import (
+    ActorNotAvailable,
+    ActorTimeout,
+    BadRequest,
+    CommandError,
+    CommandNotFound,
+)
 from actorgrpc.core.flow import Gate
 from actorgrpc.core.futures import ActorFuture, new_future, running_loop
 from actorgrpc.core.handoff import poster_for
@@ -28,15 +37,18 @@ from actorgrpc.core.proxy import ActorProxy, format_address
 
 if TYPE_CHECKING:
     from actorgrpc.core._typing import Address, Envelope, Hook, ReplyCallback
+    from actorgrpc.core.commands import Command
     from actorgrpc.core.interfaces import SupervisorLink, Transport
 
 __all__ = [
+    "CALL_ID_SIZE",
     "HOOKS",
     "SPAWN_TIMEOUT",
     "Actor",
     "Request",
     "act_as",
     "check_spawn_params",
+    "current_chain",
     "get_actor",
     "new_aid",
     "room",
@@ -69,6 +81,34 @@ def _cancelled(why: str) -> asyncio.CancelledError:
 
 # Results that are certainly not awaitable: skips inspect.isawaitable on the hot path.
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict})
+
+# The call chain of the command running in this context: the ids of the async
+# commands it descends from, oldest first, its own last, 8 bytes each (b"":
+# none). Set around the commands that need it and inherited by their tasks,
+# so that every request a command sends carries it, and an actor whose command
+# is in it lets the request in rather than queue it behind the command that
+# awaits it. Bytes, not a list of ints: the envelope's bytes field costs a
+# tenth of a repeated one to read, on every request.
+_chain: contextvars.ContextVar[bytes] = contextvars.ContextVar("actorgrpc_chain", default=b"")
+_chain_get = _chain.get
+_chain_set = _chain.set
+_chain_reset = _chain.reset
+#: ``current_chain()``: the call chain of the command running here, b"" outside
+#: commands; the transport writes it into every request sent (a bound method:
+#: it runs on every send).
+current_chain: Callable[[], bytes] = _chain.get
+#: Bytes of one id in a call chain.
+CALL_ID_SIZE = 8
+
+
+def _new_call_id() -> bytes:
+    """A fresh id for an async command in call chains: 64 random bits."""
+    return random.randbytes(CALL_ID_SIZE)
+
+
+def _calls(chain: bytes) -> Iterator[bytes]:
+    """The ids of a call chain (a trailing partial id is one too: it matches none)."""
+    return (chain[i : i + CALL_ID_SIZE] for i in range(0, len(chain), CALL_ID_SIZE))
 
 
 class Request:
@@ -176,7 +216,18 @@ class Actor:
     A subclass may be given as ``actor_class``; it must keep this constructor
     (keyword arguments: ``aid``, ``name``, ``transport``, ``kind``, ``hooks``,
     ``params``, ``supervisor``; the runtime passes them).
+
+    An actor runs one command at a time, in the order they arrived, an async
+    command from its start to its end, across its awaits: its state needs no
+    lock. ``max_concurrency`` lets more run at once; reentrant commands (the
+    system ones) and calls back along a call chain (A asks B, B asks A) do
+    not wait for a turn.
     """
+
+    #: How many commands of this actor may run at once (spawn's keyword; a
+    #: subclass may set its own): 1, one at a time. Reentrant commands and
+    #: requests of a call chain already running here take no turn.
+    max_concurrency: int = 1
 
     def __init__(
         self,
@@ -223,6 +274,7 @@ class Actor:
         # Bound once: they run for every request.
         self._read_caller = self._codec.caller
         self._read_args = self._codec.read_args
+        self._read_chain = self._codec.chain
         self._reply = self._codec.reply
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poster: Any = None
@@ -246,6 +298,20 @@ class Actor:
         # answered: failed, not lost, if the actor ends first.
         self._inflight: dict[int, tuple[int, ReplyCallback]] = {}
         self._keys = itertools.count()
+        # The mailbox proper: commands waiting for a turn, in arrival order.
+        self._queue: deque[tuple[Command, Envelope, ReplyCallback, ActorProxy | None]] = deque()
+        # Turns taken: running commands that count against max_concurrency.
+        self._turns = 0
+        # Requests handed over from other threads (the latest number drawn),
+        # and those this actor's loop has taken in: the difference waits.
+        self._handoffs = itertools.count(1)
+        self._handed = 0
+        self._taken = 0
+        # Whether a command may take a turn at once: fewer than max_concurrency
+        # hold one and none waits (kept by _recount: read on every request).
+        self._turn_free = True
+        # The call ids of the running async commands (see _hold).
+        self._in_progress: set[bytes] = set()
         #: Closed while this actor's mailbox is full: senders then wait for room.
         self.gate = Gate(self._settings.mailbox_limit)
         self.exit_code: int | None = None
@@ -385,7 +451,13 @@ class Actor:
 
     def actorparams(self) -> dict[str, Any]:
         """Parameters for spawning an actor like this one."""
-        return {"actor_class": type(self), "concurrency": self.kind, **self._hooks, **self.params}
+        return {
+            "actor_class": type(self),
+            "concurrency": self.kind,
+            "max_concurrency": self.max_concurrency,
+            **self._hooks,
+            **self.params,
+        }
 
     def deliver(
         self,
@@ -425,34 +497,94 @@ class Actor:
                 loop.call_soon(self._receive, env, on_reply, caller)
             return
         tracked = self._track(env, on_reply)
+        # The latest of a count (next() is atomic): info's requests_waiting
+        # counts those handed over that its loop has not taken in yet.
+        self._handed = next(self._handoffs)
         try:
-            self._poster.post(self._receive, (env, tracked, caller))
+            self._poster.post(self._receive, (env, tracked, caller, True))
         except RuntimeError:
             self.fail_pending("is not running")
 
-    def _receive(self, env: Envelope, reply: ReplyCallback, caller: ActorProxy | None) -> None:
-        """Run the command an envelope asks for; on this actor's loop.
-
-        ``caller`` is the sender's proxy when it is local; else the envelope says.
-        """
-        self._commands_handled += 1
-        if self._sleeping:
-            self._wake_periodic()
-        self._execute(env, reply, caller, self._tasks)
-
-    def _execute(
+    def _receive(
         self,
         env: Envelope,
         reply: ReplyCallback,
         caller: ActorProxy | None,
-        tasks: set[asyncio.Task[Any]],
+        handed: bool = False,
     ) -> None:
-        """Run the command ``env`` asks for on the running loop; an async one joins ``tasks``.
+        """A request reached this actor's loop: the one place that decides if it starts now.
 
-        ``_receive`` runs it on the actor's own loop, with the actor's tasks;
-        the arbiter runs users' commands on a loop of their own, with its tasks.
+        It starts now, taking a turn, when fewer than ``max_concurrency``
+        commands hold one and none waits ahead of it. It starts now beside the
+        others, taking none, when its command is reentrant, or when it belongs
+        to a call chain that a running command of this actor is in (that
+        command's own call coming back, A -> B -> A or A -> A: queued behind
+        it, it would never run; a request from elsewhere, a sibling sent by
+        the same command included, waits). Else it waits for a turn.
+        ``caller`` is the sender's proxy when it is local; else the envelope says.
+        ``handed``: it came from another thread, through deliver's hand-off.
         """
-        allow = self._settings.allow_pickle
+        self._commands_handled += 1
+        if handed:
+            self._taken += 1
+        if self._sleeping:
+            self._wake_periodic()
+        try:
+            cmd = get_command(env.action)
+        except CommandNotFound as exc:
+            self._forget(env)
+            reply(self._codec.error_reply(env.id, exc))
+            return
+        if cmd.reentrant:
+            self._start(cmd, env, reply, caller, False)
+        elif self._turn_free:
+            self._start(cmd, env, reply, caller, True)
+        elif self._in_progress and self._in_chain(env):
+            self._start(cmd, env, reply, caller, False)
+        else:
+            self._wait_turn(cmd, env, reply, caller)
+
+    def _in_chain(self, env: Envelope) -> bool:
+        """True when a running command of this actor is in the request's call chain."""
+        in_progress = self._in_progress
+        return any(call in in_progress for call in _calls(self._read_chain(env)))
+
+    def _forget(self, env: Envelope) -> None:
+        """Drop what deliver noted of a request that will not start (keyed by its id())."""
+        if self._received:
+            self._received.pop(id(env), None)
+
+    def _wait_turn(
+        self, cmd: Command, env: Envelope, reply: ReplyCallback, caller: ActorProxy | None
+    ) -> None:
+        """Queue a command until a turn is free; one that comes while stopping fails."""
+        if self.after_run():
+            self._forget(env)
+            error = ActorNotAvailable(f"actor {self.aid} is stopping")
+            reply(self._codec.error_reply(env.id, error))
+            return
+        self._queue.append((cmd, env, reply, caller))
+        self._recount()
+
+    def _start(
+        self,
+        cmd: Command,
+        env: Envelope,
+        reply: ReplyCallback,
+        caller: ActorProxy | None,
+        turn: bool,
+        call_id: bytes = b"",
+        tasks: set[asyncio.Task[Any]] | None = None,
+    ) -> None:
+        """Start a command ``_receive`` let in: the one place commands start.
+
+        It runs on the running loop, this actor's: a sync command to its end,
+        an async one as a task that runs (and sends) in the request's call
+        chain followed by its own id, and holds its turn (when ``turn``) and
+        that id until it ends. The arbiter overrides this, to run users'
+        commands on its command loop: there it calls this with ``tasks``, its
+        loop's, having counted the command itself (``_hold``, as ``call_id``).
+        """
         origin: object = None
         if self._received:
             origin, deadline = self._received.pop(id(env), (None, 0.0))
@@ -467,25 +599,86 @@ class Actor:
         if self._cancelled and self._cancelled.pop(key, 0) is None:
             reply(self._codec.error_reply(env.id, _cancelled("cancelled before it started")))
             return
+        chain = self._read_chain(env)
+        allow = self._settings.allow_pickle
         try:
-            cmd = get_command(env.action)
             args, kwargs = self._read_args(env, allow)
             # Without a local caller, the envelope names the sender (if any).
             sent_by = env if caller is None else None
             request = Request(self, caller, env.action, args, kwargs, sent_by, self._read_caller)
-            result = cmd.fn(request, *args, **kwargs)
+            # The chain is set for a sync command too (a relay returning a
+            # send's future must carry it), and hides the chain of another
+            # command that the context may carry (a hand-off from its thread).
+            if chain or _chain_get():
+                token = _chain_set(chain)
+                try:
+                    result = cmd.fn(request, *args, **kwargs)
+                finally:
+                    _chain_reset(token)
+            else:
+                result = cmd.fn(request, *args, **kwargs)
         except BaseException as exc:  # SystemExit too: only stop ends an actor
             reply(self._codec.error_reply(env.id, exc))
             return
-        if type(result) not in _PLAIN and inspect.isawaitable(result):
-            task = asyncio.ensure_future(_contained(result))
-            tasks.add(task)
-            if not env.no_reply:  # a no-ack is never cancelled
-                self._running[key] = task
-            self._update_gate()
-            task.add_done_callback(lambda t: self._finish(t, env.id, reply, tasks, key))
-        else:
+        if type(result) in _PLAIN or not inspect.isawaitable(result):
             reply(self._reply(env.id, result, allow, self._settings.max_message_size))
+            return
+        own = tasks is None
+        if tasks is None:
+            call_id, tasks = self._hold(turn), self._tasks
+        token = _chain_set(chain + call_id)  # the task copies the context, its sends the chain
+        task = asyncio.ensure_future(_contained(result))
+        _chain_reset(token)
+        tasks.add(task)
+        if not env.no_reply:  # a no-ack is never cancelled
+            self._running[key] = task
+        request_id, running = env.id, tasks
+        task.add_done_callback(lambda t: self._finish(t, request_id, reply, running, key))
+        if own:
+            task.add_done_callback(lambda t: self._release(turn, call_id))  # after its answer
+
+    def _hold(self, turn: bool) -> bytes:
+        """A command starts: its fresh call id, and a turn taken when ``turn``.
+
+        On this actor's loop, as ``_release`` when it has ended: the command
+        counts in info, and requests of its chain are let in meanwhile.
+        """
+        call_id = _new_call_id()
+        if turn:
+            self._turns += 1
+        self._in_progress.add(call_id)
+        self._recount()
+        return call_id
+
+    def _release(self, turn: bool, call_id: bytes) -> None:
+        """The command ``_hold`` counted has ended: the next waiting may start."""
+        self._in_progress.discard(call_id)
+        if turn:
+            self._turns -= 1
+            if self._queue:
+                self._take_turns()
+        self._recount()
+
+    def _recount(self) -> None:
+        """Turns or the queue changed: tell the gate, and whether a turn is free now."""
+        self._turn_free = self._turns < self.max_concurrency and not self._queue
+        self._update_gate()
+
+    def _take_turns(self) -> None:
+        """Start the waiting commands that have a turn now, oldest first."""
+        queue = self._queue
+        while queue and self._turns < self.max_concurrency:
+            cmd, env, reply, caller = queue.popleft()
+            self._start(cmd, env, reply, caller, True)
+
+    def _fail_waiting(self, reason: str) -> None:
+        """Fail the commands still waiting for a turn: ActorNotAvailable."""
+        queue = self._queue
+        while queue:
+            _, env, reply, _ = queue.popleft()
+            self._forget(env)
+            reply(self._codec.error_reply(env.id, ActorNotAvailable(f"actor {self.aid} {reason}")))
+        self._recount()
 
     def cancel_request(self, origin: object, request_id: int) -> None:
         """Cancel request ``request_id`` that came from ``origin``; from any thread.
@@ -510,8 +703,10 @@ class Actor:
         key = (origin, request_id)
         task = self._running.pop(key, None)
         if task is None:
-            # Not started (queued elsewhere, as on the arbiter's command
-            # loop) or answered already: remembered a while, in case.
+            if self._queue and self._drop_waiting(origin, request_id):
+                return
+            # Not taken in yet (behind a sync command) or answered already:
+            # remembered a while, in case.
             cancelled = self._cancelled
             cancelled[key] = None
             if len(cancelled) > _CANCELS_KEPT:
@@ -522,6 +717,19 @@ class Actor:
             task.cancel()
         else:  # an arbiter's command runs on its command loop
             task_loop.call_soon_threadsafe(task.cancel)
+
+    def _drop_waiting(self, origin: object, request_id: int) -> bool:
+        """Answer a cancelled request that waits for a turn, and drop it: True if one did."""
+        received = self._received
+        for entry in self._queue:
+            env = entry[1]
+            if env.id == request_id and received.get(id(env), (None,))[0] is origin:
+                self._queue.remove(entry)
+                self._forget(env)
+                entry[2](self._codec.error_reply(env.id, _cancelled("cancelled before it started")))
+                self._recount()
+                return True
+        return False
 
     def _track(self, env: Envelope, reply: ReplyCallback) -> ReplyCallback:
         """Wrap ``reply`` so that the request fails if this actor ends first (thread-safe)."""
@@ -543,8 +751,13 @@ class Actor:
         return answer
 
     def _update_gate(self) -> None:
-        """Tell the gate how many requests wait for this actor or run as tasks."""
-        self.gate.update(len(self._tasks) + len(self._inflight))
+        """Tell the gate how many requests wait for this actor or run as tasks.
+
+        Those handed over from other threads and not answered yet, those
+        waiting for a turn, and the running tasks (a request may count twice:
+        the gate closes early rather than late).
+        """
+        self.gate.update(len(self._tasks) + len(self._inflight) + len(self._queue))
 
     def fail_pending(self, reason: str) -> None:
         """Fail the requests handed to this actor from other threads and not yet answered.
@@ -611,8 +824,11 @@ class Actor:
                 # The actor's own tasks: asyncio.all_tasks() scans every task of
                 # the process, which thread actors would pay for squared.
                 "tasks": len(self._tasks),
-                "requests_waiting": len(self._inflight),
-                "commands_in_progress": len(self._tasks),
+                # Requests waiting: handed over and not taken in yet (a sync
+                # command holds the loop), or waiting for a turn; and async
+                # commands running.
+                "requests_waiting": max(0, self._handed - self._taken) + len(self._queue),
+                "commands_in_progress": len(self._in_progress),
             },
             "extra": dict(self.extra),
             "system": _system_figures(),
@@ -683,6 +899,9 @@ class Actor:
                 self._beat()
             await self._stop_requested.wait()
             self.state = ACTOR_STATES.STOPPING
+            # Running commands go on until the stopping hook has run; those
+            # waiting for a turn would not get one.
+            self._fail_waiting("stopped before it ran the command")
             # Told before the stopping hook runs: if it never returns, the
             # supervisor still knows, and ends the actor in time.
             await self._notify()
@@ -694,6 +913,7 @@ class Actor:
             await self._shutdown()
         finally:
             transport.registry.unregister(self)
+            self._fail_waiting("stopped before it ran the command")
             _current.actor = None
 
     async def report_failure(self, exc: BaseException) -> None:
@@ -881,11 +1101,24 @@ def check_spawn_params(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"spawn: timeout must be a number of seconds >= 0 (0: none), not {timeout!r}"
         )
+    limit = out.get("max_concurrency", 1)
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"spawn: max_concurrency must be an int, not {type(limit).__name__}")
+    if limit < 1:
+        raise ValueError(f"spawn: max_concurrency must be >= 1, not {limit}")
     return out
 
 
 #: spawn's own keywords; any other becomes one of the actor's params.
-_SPAWN_KEYWORDS = ("aid", "name", "concurrency", "actor_class", "timeout", *HOOKS)
+_SPAWN_KEYWORDS = (
+    "aid",
+    "name",
+    "concurrency",
+    "actor_class",
+    "timeout",
+    "max_concurrency",
+    *HOOKS,
+)
 
 
 def _refuse_misspelt_keywords(params: Mapping[str, Any]) -> None:
@@ -915,6 +1148,8 @@ def _fits(keyword: str, value: Any) -> bool:
         return isinstance(value, type) and issubclass(value, Actor)
     if keyword == "timeout":
         return isinstance(value, int | float) and not isinstance(value, bool)
+    if keyword == "max_concurrency":
+        return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, str)  # aid, name
 
 
@@ -973,7 +1208,8 @@ def spawn(**kwargs: Any) -> ActorFuture[ActorProxy]:
 
     Keywords: ``aid``, ``name``, ``concurrency`` ('process' or 'thread'), hooks
     ``start``, ``stopping`` and ``periodic_task`` (callables taking the actor),
-    ``actor_class``, ``timeout`` (seconds to wait for the actor to run); any
-    other keyword lands in the actor's ``params``.
+    ``actor_class``, ``timeout`` (seconds to wait for the actor to run),
+    ``max_concurrency`` (commands it may run at once: 1, one at a time, by
+    default); any other keyword lands in the actor's ``params``.
     """
     return _sender().spawn(**kwargs)

@@ -23,11 +23,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Command:
-    """A registered command: its function and whether it acknowledges the sender."""
+    """A registered command: its function, whether it acknowledges the sender and may interleave.
+
+    ``reentrant`` commands start as soon as they arrive, beside the commands
+    their actor is running, instead of waiting for their turn: the standard
+    system commands (ping, echo, info, notify, stop, spawn, kill_actor) are.
+    """
 
     name: str
     fn: Callable[..., Any]
     ack: bool = True
+    reentrant: bool = False
 
     @property
     def module(self) -> str:
@@ -41,17 +47,25 @@ _COMMANDS: dict[str, Command] = {}
 @overload
 def command(fn: F) -> F: ...
 @overload
-def command(fn: None = None, *, ack: bool = True) -> Callable[[F], F]: ...
-def command(fn: F | None = None, *, ack: bool = True) -> F | Callable[[F], F]:
+def command(fn: None = None, *, ack: bool = True, reentrant: bool = False) -> Callable[[F], F]: ...
+def command(
+    fn: F | None = None, *, ack: bool = True, reentrant: bool = False
+) -> F | Callable[[F], F]:
     """Register ``def`` or ``async def name(request, *args, **kwargs)`` as a command.
 
     ``ack=False`` makes ``send`` return None at once and no reply travel back.
+    An actor runs one command at a time, in the order they arrived (see
+    ``spawn(max_concurrency=...)``); ``reentrant=True`` lets this one start at
+    once, beside a command that is awaiting something: for commands that do
+    not touch the state the others guard (a status query, a cancel).
     Use as ``@command()`` (pulsar's form), ``@command(ack=False)`` or ``@command``.
     The name is the function's name; a later definition replaces an earlier one.
     """
 
     if not isinstance(ack, bool):
         raise TypeError(f"command(ack=...) takes a bool, not {type(ack).__name__}")
+    if not isinstance(reentrant, bool):
+        raise TypeError(f"command(reentrant=...) takes a bool, not {type(reentrant).__name__}")
 
     def register(f: F) -> F:
         if not callable(f):
@@ -62,7 +76,7 @@ def command(fn: F | None = None, *, ack: bool = True) -> F | Callable[[F], F]:
                 f"@command needs a named function (its name is the command's name), "
                 f"not {type(f).__name__}"
             )
-        _COMMANDS[name] = Command(name, f, ack)
+        _COMMANDS[name] = Command(name, f, ack, reentrant)
         return f
 
     if fn is not None:

@@ -45,6 +45,10 @@ class Codec(Protocol):
         """The sender a request names, or None; BadRequest when malformed."""
         ...
 
+    def chain(self, env: Envelope) -> bytes:
+        """A request's call chain: the 8-byte ids of the commands it descends from (or b"")."""
+        ...
+
     def reply(self, request_id: int, result: Any, allow_pickle: bool, limit: int) -> Envelope:
         """A reply carrying ``result`` (an error reply if it cannot be carried)."""
         ...

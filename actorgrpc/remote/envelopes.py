@@ -9,6 +9,7 @@ actor's info as its notify carries it, read only when someone asks.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -208,6 +209,7 @@ class EnvelopeCodec:
     # Plain functions: the actor calls them once per request.
     read_args = staticmethod(_read_args)
     caller = staticmethod(_caller)
+    chain = operator.attrgetter("chain")  # a C function: the fastest read there is
     reply = staticmethod(make_reply)
     error_reply = staticmethod(make_error_reply)
     pack_info = staticmethod(_pack_info)

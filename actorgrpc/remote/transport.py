@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from actorgrpc.core.actor import current_chain
 from actorgrpc.core.deadlines import call_timeout
 from actorgrpc.core.errors import (
     ActorError,
@@ -252,6 +253,8 @@ class Transport:
         except (ValueError, UnicodeError):
             what = "target" if not _utf8(target_id) else "action"
             raise BadRequest(f"send: the {what} is not valid UTF-8 text") from None
+        if chain := current_chain():  # sent by a command: the receiver learns its call chain
+            env.chain = chain
         settings = self.settings
         allow_pickle = settings.allow_pickle
         seconds = call_timeout(settings.request_timeout)

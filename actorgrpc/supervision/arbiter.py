@@ -8,7 +8,8 @@ The arbiter's loop is its process's IO loop, which also owns the gRPC server
 and every channel: the commands that look after the tree run there
 (``IO_LOOP_COMMANDS``), every other one on the arbiter's command loop
 (``CommandLoop``), a loop of its own thread, where a slow or blocking command
-stalls nothing but the commands queued behind it.
+stalls nothing but the commands queued behind it. Their turns are taken and
+given back on the IO loop, as any actor's (``Actor._admit``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from actorgrpc.core import standard_commands
 from actorgrpc.core.actor import SPAWN_TIMEOUT, Actor, act_as, check_spawn_params, new_aid
-from actorgrpc.core.commands import command_modules, find_command
+from actorgrpc.core.commands import Command, command_modules, get_command
 from actorgrpc.core.consts import ACTOR_ACTION_TIMEOUT, ACTOR_STATES, MONITOR_TASK_PERIOD
 from actorgrpc.core.deadlines import UNSET, current_timeout
 from actorgrpc.core.errors import (
@@ -58,15 +59,25 @@ __all__ = ["COMMAND_THREAD_NAME", "IO_LOOP_COMMANDS", "ArbiterBase", "CommandLoo
 log = logging.getLogger("actorgrpc")
 _T = TypeVar("_T")
 
-#: The arbiter's commands that run on its IO loop: the standard ones that look
-#: after the tree. They are quick, and the state they read and change (the
-#: supervisor's records, names, monitors) lives on that loop. Every other
-#: command sent to the arbiter, users' own and ``run`` (it calls anything),
-#: runs on the arbiter's command loop, where a slow one stalls nobody else.
-IO_LOOP_COMMANDS = frozenset({"ping", "echo", "info", "notify", "stop", "spawn", "kill_actor"})
 # By function, not by name: a later @command of the same name replaces the
 # standard one (users' own code, which belongs on the command loop).
-_IO_LOOP_FUNCTIONS = frozenset(getattr(standard_commands, name) for name in IO_LOOP_COMMANDS)
+_STANDARD_FUNCTIONS = frozenset(getattr(standard_commands, n) for n in standard_commands.__all__)
+
+
+def _runs_on_io_loop(cmd: Command) -> bool:
+    """The system commands: the standard ones that are reentrant (all but ``run``)."""
+    return cmd.reentrant and cmd.fn in _STANDARD_FUNCTIONS
+
+
+#: The arbiter's commands that run on its IO loop: the system commands, that
+#: look after the tree (``Command.reentrant``: they take no turn either). They
+#: are quick, and the state they read and change (the supervisor's records,
+#: names, monitors) lives on that loop. Every other command sent to the
+#: arbiter, users' own and ``run`` (it calls anything), runs on the arbiter's
+#: command loop, where a slow one stalls nobody else.
+IO_LOOP_COMMANDS = frozenset(
+    n for n in standard_commands.__all__ if _runs_on_io_loop(get_command(n))
+)
 #: The name of the command loop's thread.
 COMMAND_THREAD_NAME = "actorgrpc-arbiter-commands"
 
@@ -85,8 +96,6 @@ class CommandLoop:
         self._poster = poster_for(self.loop)
         #: The tasks of async commands running here (this loop's alone).
         self.tasks: set[asyncio.Task[Any]] = set()
-        #: Commands started here and not yet answered (changed on this loop only).
-        self.running = 0
         # Set (on the IO loop) once the thread is done with its loop.
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._thread = threading.Thread(
@@ -245,40 +254,51 @@ class ArbiterBase(Actor):
             self._commands = CommandLoop(self)
         return self._commands
 
-    def _receive(self, env: Envelope, reply: ReplyCallback, caller: ActorProxy | None) -> None:
-        """Run a command of IO_LOOP_COMMANDS here; hand any other to the command loop."""
-        cmd = find_command(env.action)
-        if cmd is None or cmd.fn in _IO_LOOP_FUNCTIONS:
-            super()._receive(env, reply, caller)  # an unknown one fails here, at once
-            return
-        self._commands_handled += 1
-        commands = self._command_loop()
-        if commands is not None:
-            # Tracked: failed, not lost, if the arbiter ends before it replies;
-            # and counted by the gate, which then bounds the command loop's
-            # queue (a local sender's request, tracked by deliver already,
-            # counts twice: the gate closes early, never late).
-            tracked = self._track(env, reply)
-            try:
-                commands.post(self._run_on_command_loop, (commands, env, tracked, caller))
-                return
-            except RuntimeError:
-                pass
-        reply(self._codec.error_reply(env.id, ActorNotAvailable(f"actor {self.aid} has ended")))
-
-    def _run_on_command_loop(
+    def _start(
         self,
-        commands: CommandLoop,
+        cmd: Command,
         env: Envelope,
         reply: ReplyCallback,
         caller: ActorProxy | None,
+        turn: bool,
+        call_id: bytes = b"",
+        tasks: set[asyncio.Task[Any]] | None = None,
     ) -> None:
-        def answer(out: Envelope) -> None:
-            commands.running -= 1
-            reply(out)
+        """Start a system command here; hand any other to the command loop (IO loop).
 
-        commands.running += 1
-        self._execute(env, answer, caller, commands.tasks)
+        The command holds its turn (when ``turn``) and its id in call chains
+        from now until it has ended there, a sync one too: this loop goes on
+        meanwhile, and the next waits for its turn here.
+        """
+        if tasks is not None or _runs_on_io_loop(cmd):
+            super()._start(cmd, env, reply, caller, turn, call_id, tasks)
+            return
+        commands = self._command_loop()
+        if commands is None:
+            reply(self._ended_reply(env))
+            return
+        call_id = self._hold(turn)
+        # Tracked: failed, not lost, if the arbiter ends before it replies;
+        # and counted by the gate (a local sender's request, tracked by
+        # deliver already, counts twice: the gate closes early, never late).
+        tracked = self._track(env, reply)
+        transport = self._transport
+
+        def answer(out: Envelope) -> None:  # on the command loop, once the command has ended
+            tracked(out)
+            try:
+                transport.call_soon(self._release, turn, call_id)
+            except RuntimeError:  # the IO loop is gone: nothing waits for the turn
+                pass
+
+        try:
+            commands.post(self._start, (cmd, env, answer, caller, turn, call_id, commands.tasks))
+        except RuntimeError:
+            self._release(turn, call_id)
+            tracked(self._ended_reply(env))
+
+    def _ended_reply(self, env: Envelope) -> Envelope:
+        return self._codec.error_reply(env.id, ActorNotAvailable(f"actor {self.aid} has ended"))
 
     async def _on_io_loop(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Await ``coro`` run on the IO loop, where the tree's state lives (command loop)."""
@@ -387,6 +407,7 @@ class ArbiterBase(Actor):
         liveness = float(params.pop("timeout", SPAWN_TIMEOUT))
         timeout = liveness or SPAWN_TIMEOUT
         owner = params.pop("_supervisor", self.aid)
+        max_concurrency = params.pop("max_concurrency", None)
         hooks = {h: params.pop(h) for h in ("start", "stopping", "periodic_task") if params.get(h)}
         for h in ("start", "stopping", "periodic_task"):
             params.pop(h, None)
@@ -404,6 +425,7 @@ class ArbiterBase(Actor):
             settings=self._settings,
             command_modules=command_modules(),
             environ=dict(os.environ) if kind == "process" else None,
+            max_concurrency=max_concurrency,
         )
         runner: Runner
         if kind == "process":
@@ -580,14 +602,12 @@ class ArbiterBase(Actor):
     def info(self) -> dict[str, Any]:
         """The arbiter's info, with every live actor's latest info and the dead.
 
-        Its ``events`` count the commands on its command loop too.
+        Its ``events`` count the tasks of its command loop too.
         """
         out = super().info()
         commands = self._commands
         if commands is not None:
-            events = out["events"]
-            events["tasks"] += len(commands.tasks)
-            events["commands_in_progress"] += commands.running
+            out["events"]["tasks"] += len(commands.tasks)
         out["actors"] = self.supervisor.actors_info()
         out["monitors"] = self.monitors_info()
         out["terminated"] = dict(self.supervisor.terminated)

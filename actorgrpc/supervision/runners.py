@@ -140,6 +140,9 @@ class ActorSpec:
     #: The spawning process's environment at the spawn (a child process takes it:
     #: the forkserver's own was frozen when it started).
     environ: dict[str, str] | None = None
+    #: Commands the actor may run at once (spawn's ``max_concurrency``); None:
+    #: its class's own (``Actor.max_concurrency``, 1).
+    max_concurrency: int | None = None
 
     def make_actor(self, transport: Transport, link: SupervisorLink) -> Actor:
         """Build the actor this spec describes, on ``transport``, linked to its supervisor."""
@@ -152,6 +155,8 @@ class ActorSpec:
             params=self.params,
             supervisor=self.supervisor,
         )
+        if self.max_concurrency is not None:
+            actor.max_concurrency = self.max_concurrency
         actor.attach(link, self.spawn_token, self.heartbeat)
         return actor
 

@@ -108,7 +108,8 @@ def no_default():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_timeout_block_fails_the_future_at_its_deadline(no_default, kind):
-    p = spawn(concurrency=kind).result(SPAWN_T)
+    # Three at once: the two commands left hanging must not hold up the third.
+    p = spawn(concurrency=kind, max_concurrency=3).result(SPAWN_T)
     start = time.monotonic()
     with timeout(0.3):
         waited = send(p, "dl_hang")

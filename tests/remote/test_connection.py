@@ -78,7 +78,7 @@ async def conn_sleep(request, seconds: float) -> str:
     return "woke"
 
 
-@command()
+@command(reentrant=True)  # answers while the sleepers hold their turns
 def conn_sleepers(request) -> int:
     return request.actor.extra.get("sleeping", 0)
 
@@ -156,7 +156,7 @@ def test_requests_in_flight_fail_naming_the_peer_when_its_server_closes():
 
 
 def test_requests_in_flight_fail_saying_how_their_actor_ended_when_its_process_is_killed(arb):
-    p = spawn().result(SPAWN_T)
+    p = spawn(max_concurrency=10).result(SPAWN_T)
     pid = arb.managed_actors[p.aid].pid
     futures = [send(p, "conn_sleep", 60) for _ in range(10)]
     wait_for(

@@ -68,7 +68,13 @@ def test_a_request_whose_deadline_passed_while_queued_is_answered_timeout(arb, s
     late = request(p.aid, "wire_mark", value_pb2.Value(string_value="late"), id=2)
     late.timeout_ms = 100
     stream.write(request(p.aid, "wire_block", id=1), late)
-    wait_for(lambda: actor.info()["events"]["requests_waiting"] >= 2, T, "both to be queued")
+    # wire_block holds the actor's loop; late waits to be taken in behind it.
+    info = actor.info
+    wait_for(
+        lambda: info()["extra"].get("ran") == ["block"] and info()["events"]["requests_waiting"],
+        T,
+        "the block to run and late to wait",
+    )
     with timeout(0.3):  # queued after `late`: when it fails, late's deadline has passed
         sentinel = send(p, "wire_mark", "sentinel")
     with pytest.raises(ActorTimeout):

@@ -28,7 +28,7 @@ async def dm_nap(request) -> str:
     return "woke"
 
 
-@command()
+@command(reentrant=True)  # answers while dm_nap holds the actor's turn
 def dm_napping(request) -> int:
     return request.actor.extra.get("napping", 0)
 

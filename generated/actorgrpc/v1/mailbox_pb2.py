@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from actorgrpc.v1 import value_pb2 as actorgrpc_dot_v1_dot_value__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x63torgrpc/v1/mailbox.proto\x12\x0c\x61\x63torgrpc.v1\x1a\x18\x61\x63torgrpc/v1/value.proto\"\xe0\x03\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.actorgrpc.v1.EnvelopeKind\x12&\n\x06sender\x18\x03 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12!\n\x04\x61rgs\x18\x06 \x03(\x0b\x32\x13.actorgrpc.v1.Value\x12\x32\n\x06kwargs\x18\x07 \x03(\x0b\x32\".actorgrpc.v1.Envelope.KwargsEntry\x12\x10\n\x08no_reply\x18\x08 \x01(\x08\x12#\n\x06result\x18\t \x01(\x0b\x32\x13.actorgrpc.v1.Value\x12\"\n\x05\x65rror\x18\n \x01(\x0b\x32\x13.actorgrpc.v1.Error\x12%\n\x05\x62\x61tch\x18\x0b \x03(\x0b\x32\x16.actorgrpc.v1.Envelope\x12%\n\x04\x66low\x18\x0c \x01(\x0e\x32\x17.actorgrpc.v1.FlowState\x12\x12\n\ntimeout_ms\x18\x15 \x01(\x04\x1a\x42\n\x0bKwargsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.actorgrpc.v1.Value:\x02\x38\x01\"u\n\x05\x45rror\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.actorgrpc.v1.ErrorCode\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\x12\x13\n\x0bundelivered\x18\x05 \x01(\x08*\xac\x01\n\x0c\x45nvelopeKind\x12\x1d\n\x19\x45NVELOPE_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NVELOPE_KIND_REQUEST\x10\x01\x12\x17\n\x13\x45NVELOPE_KIND_REPLY\x10\x02\x12\x17\n\x13\x45NVELOPE_KIND_BATCH\x10\x03\x12\x16\n\x12\x45NVELOPE_KIND_FLOW\x10\x04\x12\x18\n\x14\x45NVELOPE_KIND_CANCEL\x10\x05*Q\n\tFlowState\x12\x1a\n\x16\x46LOW_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46LOW_STATE_FULL\x10\x01\x12\x13\n\x0f\x46LOW_STATE_ROOM\x10\x02*\xa1\x02\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CODE_COMMAND_FAILED\x10\x01\x12\x1e\n\x1a\x45RROR_CODE_UNKNOWN_COMMAND\x10\x02\x12\x1c\n\x18\x45RROR_CODE_NO_SUCH_ACTOR\x10\x03\x12\"\n\x1e\x45RROR_CODE_ACTOR_NOT_AVAILABLE\x10\x04\x12\x16\n\x12\x45RROR_CODE_TIMEOUT\x10\x05\x12\x1a\n\x16\x45RROR_CODE_BAD_REQUEST\x10\x06\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x07\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x08\x32\x7f\n\x07Mailbox\x12<\n\x06Stream\x12\x16.actorgrpc.v1.Envelope\x1a\x16.actorgrpc.v1.Envelope(\x01\x30\x01\x12\x36\n\x04Send\x12\x16.actorgrpc.v1.Envelope\x1a\x16.actorgrpc.v1.Envelopeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x63torgrpc/v1/mailbox.proto\x12\x0c\x61\x63torgrpc.v1\x1a\x18\x61\x63torgrpc/v1/value.proto\"\xef\x03\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.actorgrpc.v1.EnvelopeKind\x12&\n\x06sender\x18\x03 \x01(\x0b\x32\x16.actorgrpc.v1.ActorRef\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12!\n\x04\x61rgs\x18\x06 \x03(\x0b\x32\x13.actorgrpc.v1.Value\x12\x32\n\x06kwargs\x18\x07 \x03(\x0b\x32\".actorgrpc.v1.Envelope.KwargsEntry\x12\x10\n\x08no_reply\x18\x08 \x01(\x08\x12#\n\x06result\x18\t \x01(\x0b\x32\x13.actorgrpc.v1.Value\x12\"\n\x05\x65rror\x18\n \x01(\x0b\x32\x13.actorgrpc.v1.Error\x12%\n\x05\x62\x61tch\x18\x0b \x03(\x0b\x32\x16.actorgrpc.v1.Envelope\x12%\n\x04\x66low\x18\x0c \x01(\x0e\x32\x17.actorgrpc.v1.FlowState\x12\r\n\x05\x63hain\x18\x14 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x15 \x01(\x04\x1a\x42\n\x0bKwargsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.actorgrpc.v1.Value:\x02\x38\x01\"u\n\x05\x45rror\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.actorgrpc.v1.ErrorCode\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\x12\x13\n\x0bundelivered\x18\x05 \x01(\x08*\xac\x01\n\x0c\x45nvelopeKind\x12\x1d\n\x19\x45NVELOPE_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NVELOPE_KIND_REQUEST\x10\x01\x12\x17\n\x13\x45NVELOPE_KIND_REPLY\x10\x02\x12\x17\n\x13\x45NVELOPE_KIND_BATCH\x10\x03\x12\x16\n\x12\x45NVELOPE_KIND_FLOW\x10\x04\x12\x18\n\x14\x45NVELOPE_KIND_CANCEL\x10\x05*Q\n\tFlowState\x12\x1a\n\x16\x46LOW_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46LOW_STATE_FULL\x10\x01\x12\x13\n\x0f\x46LOW_STATE_ROOM\x10\x02*\xa1\x02\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CODE_COMMAND_FAILED\x10\x01\x12\x1e\n\x1a\x45RROR_CODE_UNKNOWN_COMMAND\x10\x02\x12\x1c\n\x18\x45RROR_CODE_NO_SUCH_ACTOR\x10\x03\x12\"\n\x1e\x45RROR_CODE_ACTOR_NOT_AVAILABLE\x10\x04\x12\x16\n\x12\x45RROR_CODE_TIMEOUT\x10\x05\x12\x1a\n\x16\x45RROR_CODE_BAD_REQUEST\x10\x06\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x07\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x08\x32\x7f\n\x07Mailbox\x12<\n\x06Stream\x12\x16.actorgrpc.v1.Envelope\x1a\x16.actorgrpc.v1.Envelope(\x01\x30\x01\x12\x36\n\x04Send\x12\x16.actorgrpc.v1.Envelope\x1a\x16.actorgrpc.v1.Envelopeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,18 +34,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPE_KWARGSENTRY']._loaded_options = None
   _globals['_ENVELOPE_KWARGSENTRY']._serialized_options = b'8\001'
-  _globals['_ENVELOPEKIND']._serialized_start=673
-  _globals['_ENVELOPEKIND']._serialized_end=845
-  _globals['_FLOWSTATE']._serialized_start=847
-  _globals['_FLOWSTATE']._serialized_end=928
-  _globals['_ERRORCODE']._serialized_start=931
-  _globals['_ERRORCODE']._serialized_end=1220
+  _globals['_ENVELOPEKIND']._serialized_start=688
+  _globals['_ENVELOPEKIND']._serialized_end=860
+  _globals['_FLOWSTATE']._serialized_start=862
+  _globals['_FLOWSTATE']._serialized_end=943
+  _globals['_ERRORCODE']._serialized_start=946
+  _globals['_ERRORCODE']._serialized_end=1235
   _globals['_ENVELOPE']._serialized_start=71
-  _globals['_ENVELOPE']._serialized_end=551
-  _globals['_ENVELOPE_KWARGSENTRY']._serialized_start=485
-  _globals['_ENVELOPE_KWARGSENTRY']._serialized_end=551
-  _globals['_ERROR']._serialized_start=553
-  _globals['_ERROR']._serialized_end=670
-  _globals['_MAILBOX']._serialized_start=1222
-  _globals['_MAILBOX']._serialized_end=1349
+  _globals['_ENVELOPE']._serialized_end=566
+  _globals['_ENVELOPE_KWARGSENTRY']._serialized_start=500
+  _globals['_ENVELOPE_KWARGSENTRY']._serialized_end=566
+  _globals['_ERROR']._serialized_start=568
+  _globals['_ERROR']._serialized_end=685
+  _globals['_MAILBOX']._serialized_start=1237
+  _globals['_MAILBOX']._serialized_end=1364
 # @@protoc_insertion_point(module_scope)

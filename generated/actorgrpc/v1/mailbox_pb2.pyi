@@ -54,7 +54,7 @@ ERROR_CODE_RESOURCE_EXHAUSTED: ErrorCode
 ERROR_CODE_PERMISSION_DENIED: ErrorCode
 
 class Envelope(_message.Message):
-    __slots__ = ("id", "kind", "sender", "target", "action", "args", "kwargs", "no_reply", "result", "error", "batch", "flow", "timeout_ms")
+    __slots__ = ("id", "kind", "sender", "target", "action", "args", "kwargs", "no_reply", "result", "error", "batch", "flow", "chain", "timeout_ms")
     class KwargsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class Envelope(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     kind: EnvelopeKind
@@ -87,8 +88,9 @@ class Envelope(_message.Message):
     error: Error
     batch: _containers.RepeatedCompositeFieldContainer[Envelope]
     flow: FlowState
+    chain: bytes
     timeout_ms: int
-    def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[EnvelopeKind, str]] = ..., sender: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., target: _Optional[str] = ..., action: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_value_pb2.Value, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, _value_pb2.Value]] = ..., no_reply: _Optional[bool] = ..., result: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., flow: _Optional[_Union[FlowState, str]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[EnvelopeKind, str]] = ..., sender: _Optional[_Union[_value_pb2.ActorRef, _Mapping]] = ..., target: _Optional[str] = ..., action: _Optional[str] = ..., args: _Optional[_Iterable[_Union[_value_pb2.Value, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, _value_pb2.Value]] = ..., no_reply: _Optional[bool] = ..., result: _Optional[_Union[_value_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., flow: _Optional[_Union[FlowState, str]] = ..., chain: _Optional[bytes] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "type", "message", "traceback", "undelivered")
