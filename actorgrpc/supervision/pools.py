@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from actorgrpc.core import standard_commands
 from actorgrpc.core.actor import Actor, check_spawn_params, new_aid
 from actorgrpc.core.consts import ACTOR_STATES
 from actorgrpc.core.errors import ActorNotAvailable
@@ -37,11 +38,9 @@ __all__ = [
 ]
 
 #: The commands a monitor answers itself when they are sent to its name: the
-#: standard ones (core/standard_commands.py). Every other command goes to its
-#: workers. (A frozenset until commands carry a flag that says so.)
-MONITOR_COMMANDS = frozenset(
-    {"ping", "echo", "info", "stop", "notify", "run", "spawn", "kill_actor"}
-)
+#: standard ones (core/standard_commands.py, as the arbiter reads them too).
+#: Every other command goes to its workers.
+MONITOR_COMMANDS = frozenset(standard_commands.__all__)
 #: How a pool picks the worker of a request (``add_monitor(routing=...)``).
 ROUTINGS = ("round_robin", "least_busy", "broadcast")
 #: Seconds a request waits for a worker to run when none does, before it fails.
